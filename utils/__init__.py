@@ -1,0 +1,1 @@
+"""Reusable, tested code of the course (attention, positions, a tiny GPT, training)."""
