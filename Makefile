@@ -1,0 +1,38 @@
+# Two commands set up a fresh machine (Python 3.11):
+#   make book   -> virtual environment + website in _build/html/index.html
+#   make test   -> virtual environment + every test (unit tests, notebooks, labs, lint)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test setup execute labs clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "Website: _build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/ruff check utils tests tools benchmarks
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests chapters labs --nbval-lax --nbval-current-env --durations=15
+
+# Re-run every notebook top to bottom and store its outputs in place.
+execute: $(STAMP)
+	$(BIN)/python -m tools.notebooks stamp
+	$(BIN)/python -m tools.notebooks execute
+
+# Regenerate the student notebooks and autograders from labs/src.
+labs: $(STAMP)
+	$(BIN)/python -m tools.labs generate
+
+clean:
+	rm -rf _build

@@ -1,0 +1,1 @@
+"""Project maintenance tools (not part of the course package)."""
