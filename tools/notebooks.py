@@ -32,8 +32,15 @@ def repository_url() -> str:
     return match.group(1)
 
 
-def setup_cell_source() -> str:
-    """The first code cell of every notebook: installs ``utils`` on Colab, nothing elsewhere."""
+def pip_spec(path: Path | None = None) -> str:
+    """What the setup cell installs on Colab: the package, plus otter-grader for labs."""
+    if path is not None and "labs" in path.resolve().relative_to(ROOT).parts:
+        return f"llm-internals-utils[labs] @ git+{repository_url()}"
+    return f"git+{repository_url()}"
+
+
+def setup_cell_source(path: Path | None = None) -> str:
+    """The first code cell of the notebook at ``path``: installs ``utils`` on Colab only."""
     return (
         f"{SETUP_MARKER}: on Google Colab, install the course package `utils` from the\n"
         "# repository; anywhere else (your machine, JupyterLab, the CI) this cell does nothing.\n"
@@ -43,7 +50,7 @@ def setup_cell_source() -> str:
         "    import subprocess\n"
         "\n"
         "    subprocess.run(\n"
-        f'        [sys.executable, "-m", "pip", "install", "-q", "git+{repository_url()}"],\n'
+        f'        [sys.executable, "-m", "pip", "install", "-q", "{pip_spec(path)}"],\n'
         "        check=True,\n"
         "    )"
     )
@@ -64,7 +71,7 @@ def notebook_paths() -> list[Path]:
 def stamp(path: Path) -> bool:
     """Put the current setup cell first in ``path``; return True if the file changed."""
     nb = nbformat.read(path, as_version=4)
-    source = setup_cell_source()
+    source = setup_cell_source(path)
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     if code_cells and code_cells[0].source.startswith(SETUP_MARKER):
         if code_cells[0].source == source:
