@@ -135,9 +135,10 @@ def scaled_dot_product_attention(
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k need the same feature size, got {q.shape[-1]} and {k.shape[-1]}")
     k, v = _expand_kv_heads(q, k, v)
-    scores_shape = torch.broadcast_shapes(q.shape[:-1], k.shape[:-2]) + (k.shape[-2],)
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    scores_shape = torch.Size(lead + (q.shape[-2], k.shape[-2]))  # (..., Tq, Tk)
     if mask is not None:
-        _check_mask(mask, torch.Size(scores_shape))
+        _check_mask(mask, scores_shape)
         # reads mask values (a sync on GPU): fine here, this function is for teaching
         allowed = mask.expand(scores_shape).any(dim=-1)
         if not bool(allowed.all()):
@@ -308,13 +309,14 @@ class MultiHeadAttention(nn.Module):
         Raises:
             ValueError: If ``x`` has the wrong width or ``mask`` the wrong shape.
         """
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"expected x of shape (B, T, {self.d_model}), got {tuple(x.shape)}")
         B, T, C = x.shape
-        if C != self.d_model:
-            raise ValueError(f"expected input width d_model={self.d_model}, got {C}")
+        hs, nh, nkv = self.head_dim, self.n_heads, self.n_kv_heads
         # project, then split the channels into heads
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hs)
+        q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = self.v_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         if self.rope_theta is not None:
             q, k = self._rope(q, start_pos), self._rope(k, start_pos)
         if cache is not None:
@@ -330,8 +332,7 @@ class MultiHeadAttention(nn.Module):
         if causal and not fused_causal and T > 1:
             offset_mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(Tk - T)
             mask = offset_mask if mask is None else mask & offset_mask
-        elif causal and not fused_causal and mask is None:
-            pass  # a single new query may see every cached key: no mask needed
+        # (a single new query, T == 1, may see every cached key: no mask needed)
         dropout_p = self.dropout if self.training else 0.0
 
         if self.use_fused and not return_weights and alibi is None:
@@ -386,7 +387,9 @@ def linear_attention(
         den = (phi_q * z.unsqueeze(-2)).sum(dim=-1, keepdim=True)  # (..., T, 1)
         return num / (den + eps)
     if q.shape[-2] != k.shape[-2]:
-        raise ValueError(f"causal linear attention needs Tq == Tk, got {q.shape[-2]}, {k.shape[-2]}")
+        raise ValueError(
+            f"causal linear attention needs Tq == Tk, got {q.shape[-2]} and {k.shape[-2]}"
+        )
     # running sums over time: S_i = sum_{j<=i} phi(k_j)^T v_j, the "state" of a linear RNN
     kv = torch.cumsum(phi_k.unsqueeze(-1) * v.unsqueeze(-2), dim=-3)  # (..., T, D, Dv)
     z = torch.cumsum(phi_k, dim=-2)  # (..., T, D)

@@ -42,7 +42,9 @@ def sinusoidal_table(n_positions: int, d_model: int, base: float = 10000.0) -> T
     if d_model % 2 != 0:
         raise ValueError(f"d_model must be even for sin/cos pairs, got d_model={d_model}")
     if n_positions < 1 or d_model < 1:
-        raise ValueError(f"sizes must be positive, got n_positions={n_positions}, d_model={d_model}")
+        raise ValueError(
+            f"sizes must be positive, got n_positions={n_positions}, d_model={d_model}"
+        )
     position = torch.arange(n_positions, dtype=torch.float64).unsqueeze(1)  # (P, 1)
     inv_freq = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (D/2,)
     angles = position * inv_freq  # (P, D/2)
@@ -105,7 +107,9 @@ def rope_frequencies(head_dim: int, theta: float = 10000.0) -> Tensor:
         ValueError: If ``head_dim`` is odd.
     """
     if head_dim % 2 != 0:
-        raise ValueError(f"RoPE rotates pairs of features, so head_dim must be even, got {head_dim}")
+        raise ValueError(
+            f"RoPE rotates pairs of features, so head_dim must be even, got head_dim={head_dim}"
+        )
     exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
     return (1.0 / theta**exponents).float()
 
