@@ -23,7 +23,9 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check utils tests tools benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests chapters labs --nbval-lax --nbval-current-env --durations=15
+	@# Two pytest workers, one thread each (kernels and graders inherit it): two cores, no
+	@# oversubscription, which would slow small-tensor code down many times over.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests chapters labs --nbval-lax --nbval-current-env --durations=15
 
 # Re-run every notebook top to bottom and store its outputs in place.
 execute: $(STAMP)

@@ -159,6 +159,11 @@ class KVCache:
 
     Args:
         n_layers: Number of attention layers that share this cache.
+
+    Attributes:
+        keys: One tensor ``(B, H_kv, T_cached, head_dim)`` per layer, or None before the
+            first update; read it to measure the cache, never write it.
+        values: The same for the values.
     """
 
     def __init__(self, n_layers: int) -> None:
