@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-heads", type=int, default=4)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--ffn", default="swiglu", choices=["swiglu", "gelu", "relu"])
+    p.add_argument("--norm", default="rmsnorm", choices=["rmsnorm", "layernorm"])
     p.add_argument("--position", default="rope", choices=["rope", "learned", "sinusoidal", "none"])
     p.add_argument("--max-lr", type=float, default=1e-3)
     p.add_argument("--min-lr", type=float, default=1e-4)
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.manual_seed(args.seed)
     model = TinyGPT(GPTConfig(
         vocab_size=tok.vocab_size, context_length=args.block_size, d_model=args.d_model,
-        n_layers=args.n_layers, n_heads=args.n_heads, ffn=args.ffn, position=args.position,
+        n_layers=args.n_layers, n_heads=args.n_heads, ffn=args.ffn, norm=args.norm,
+        position=args.position,
         dropout=args.dropout,
     ))
     config = TrainConfig(

@@ -1,7 +1,6 @@
 """Attention against independent references (PyTorch's own kernels and brute-force loops)."""
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -16,16 +15,6 @@ from utils.attention import (
     repeat_kv,
     scaled_dot_product_attention,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # tiny tensors gain nothing from threads, and OpenMP workers spin badly on a busy machine
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
 
 ATOL = 1e-5
 

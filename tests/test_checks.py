@@ -262,14 +262,6 @@ EXERCISES = {
 ALL = pytest.mark.parametrize("ex", EXERCISES.values(), ids=EXERCISES.keys())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The cases are tiny: thread start-up would dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def text(result: CheckResult) -> str:
     return "\n".join(result.messages)

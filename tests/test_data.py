@@ -16,17 +16,6 @@ from utils.data import (
     train_val_split,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # CI runs two test processes on two cores (pytest -n 2): a second thread per process
-    # only makes the OpenMP threads wait for each other, and small models gain nothing
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 UNICODE_TEXT = "Héllo wörld! 👋🏽 你好，世界。 naïve café — 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 __init__ 42 ½\n\t  end"
 
 

@@ -1,23 +1,12 @@
 """Sampling filters against brute force, and cached generation against uncached generation."""
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 import torch
 
 from utils.generation import generate, sample_next_token, top_k_filter, top_p_filter
 from utils.model import GPTConfig, TinyGPT
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # tiny tensors gain nothing from threads, and OpenMP workers spin badly on a busy machine
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
 
 # -----------------------------------------------------------------------------
 # filters

@@ -2,7 +2,6 @@
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -11,16 +10,6 @@ import torch.nn.functional as F
 
 from utils.attention import KVCache
 from utils.model import MLP, GPTConfig, RMSNorm, SwiGLU, TinyGPT
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # tiny tensors gain nothing from threads, and OpenMP workers spin badly on a busy machine
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
 
 
 def tiny_config(**overrides: object) -> GPTConfig:

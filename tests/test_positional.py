@@ -1,7 +1,6 @@
 """Position encodings against their formulas, written independently in plain Python."""
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,16 +13,6 @@ from utils.positional import (
     rope_frequencies,
     sinusoidal_table,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # tiny tensors gain nothing from threads, and OpenMP workers spin badly on a busy machine
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
 
 # -----------------------------------------------------------------------------
 # sinusoidal and learned

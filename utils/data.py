@@ -210,7 +210,7 @@ class BPETokenizer:
     def train(cls, text: str, vocab_size: int, verbose: bool = False) -> BPETokenizer:
         """Learn ``vocab_size - 256`` merges from ``text``.
 
-        Each step merges the most frequent adjacent pair (ties: the pair seen first). The text
+        Each step merges the most frequent adjacent pair (ties: the pair counted first). The text
         is first split into chunks (words with their leading space, numbers, punctuation,
         whitespace) and only distinct chunks are stored, with their counts. Pair counts are
         updated incrementally: a merge only revisits the chunks that contain the merged pair.
@@ -260,7 +260,7 @@ class BPETokenizer:
             if verbose:
                 print(f"merge {new_id - 255}/{vocab_size - 256}: {best} -> {new_id} "
                       f"{vocab[new_id]!r} ({pair_counts[best]} occurrences)")
-            for w in where.pop(best):
+            for w in where.pop(best, ()):
                 ids, count = words[w], counts[w]
                 # remove the word's old pairs, merge, add its new pairs
                 for pair in zip(ids, ids[1:], strict=False):
@@ -274,6 +274,7 @@ class BPETokenizer:
                 for pair in zip(ids, ids[1:], strict=False):
                     pair_counts[pair] += count
                     where[pair].add(w)
+            pair_counts.pop(best, None)  # every occurrence is merged; never pick it again
         return cls(merges)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
