@@ -32,9 +32,11 @@ execute: $(STAMP)
 	$(BIN)/python -m tools.notebooks stamp
 	$(BIN)/python -m tools.notebooks execute
 
-# Regenerate the student notebooks and autograders from labs/src.
+# Re-run the lab sources (solutions), then regenerate the student notebooks and autograders.
 labs: $(STAMP)
-	$(BIN)/python -m tools.labs generate
+	$(BIN)/python -m tools.notebooks stamp labs/src/*.ipynb
+	OMP_NUM_THREADS=1 $(BIN)/python -m tools.notebooks execute labs/src/*.ipynb
+	OMP_NUM_THREADS=1 $(BIN)/python -m tools.labs generate
 
 clean:
 	rm -rf _build

@@ -288,7 +288,10 @@ def test_student_notebook_is_self_contained(source: Path) -> None:
     embedded = set(re.findall(r'^    "(\w+)": r?\'', grader[0].source, flags=re.M))
     autograder = labs.AUTOGRADER_DIR / f"{source.stem}-autograder.zip"
     assert checks == embedded == set(labs.question_points(autograder)), (checks, embedded)
-    assert not [c for c in code if c.get("outputs")], "student notebooks carry no outputs"
+    executed = [c for c in code if c.get("execution_count")]
+    assert len(executed) == len(code), "student notebooks are stored as run once, blank"
+    errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, "a blank student notebook must run without errors"
 
 
 def test_grader_cell_works_on_colab(monkeypatch, tmp_path) -> None:

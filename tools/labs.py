@@ -41,7 +41,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from tools.notebooks import ROOT, repository_url, stamp
+from tools.notebooks import ROOT, SETUP_MARKER, execute, repository_url, stamp
 
 SRC_DIR = ROOT / "labs" / "src"
 STUDENT_DIR = ROOT / "labs"
@@ -131,9 +131,11 @@ def _grader_cell_source(name: str, tests_dir: Path) -> str:
 def _student_notebook(otter_nb: Path, tests_dir: Path, name: str) -> nbformat.NotebookNode:
     """Otter's student notebook with its init cell replaced by the self-contained grader cell."""
     nb = nbformat.read(otter_nb, as_version=4)
+    # Otter's init cell gives way to the grader cell; the source's setup cell is re-added
+    # first by ``stamp`` in :func:`_finalise`.
     nb.cells = [
         c for c in nb.cells
-        if not (c.cell_type == "code" and c.source.startswith("# Initialize Otter"))
+        if not (c.cell_type == "code" and c.source.startswith(("# Initialize Otter", SETUP_MARKER)))
     ]
     grader = nbformat.v4.new_code_cell(_grader_cell_source(name, tests_dir))
     # Folded in Jupyter and Colab, absent from the website: it is plumbing, not content.
@@ -228,6 +230,11 @@ def generate() -> list[BuiltLab]:
     SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=SCRATCH_DIR) as work:
         built = build_all(STUDENT_DIR, Path(work))
+    for lab in built:
+        # Run the blank notebook once, so that the website, GitHub and Colab show what a
+        # student sees first: the demo outputs, and every check still failing.
+        print(f"executing {lab.student.relative_to(ROOT)}", flush=True)
+        execute(lab.student)
     keep = {b.student for b in built} | {b.autograder for b in built}
     for path in generated_paths():
         if path not in keep:
@@ -241,13 +248,20 @@ def _zip_contents(path: Path) -> dict[str, bytes]:
         return {info.filename: z.read(info) for info in z.infolist()}
 
 
+def _cells(path: Path) -> list[tuple]:
+    """What a notebook says, without what running it adds (outputs, counts, timings)."""
+    nb = nbformat.read(path, as_version=4)
+    return [(c.cell_type, c.get("id"), c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+
 def _same(generated: Path, committed: Path) -> bool:
     if not committed.exists():
         return False
     if generated.suffix == ".zip":
         # Compare what is inside: compressed bytes may differ between zlib builds.
         return _zip_contents(generated) == _zip_contents(committed)
-    return generated.read_bytes() == committed.read_bytes()
+    # The committed student notebook was executed after generation (see generate()).
+    return _cells(generated) == _cells(committed)
 
 
 def stale_files(fresh: Path) -> list[str]:

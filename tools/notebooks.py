@@ -96,7 +96,11 @@ def execute(path: Path, timeout: int = 1200) -> None:
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,  # timestamps in the metadata would change on every run
+        resources={"metadata": {"path": path.parent}},
     )
     client.execute()
     nbformat.write(nb, path)
