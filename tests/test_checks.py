@@ -462,3 +462,13 @@ def test_top_p_filter_in_utils_passes() -> None:
         return torch.isfinite(generation.top_p_filter(probs.log(), p))
 
     assert check_top_p(keep_mask).passed
+
+
+def test_answered_waits_for_every_placeholder() -> None:
+    from utils.checks import answered
+
+    assert answered(0, "", torch.zeros(2), False)  # falsy answers still count as answers
+    assert not answered(None)
+    assert not answered(1, ...)
+    assert not answered(torch.ones(1), None)
+    assert answered()

@@ -40,6 +40,7 @@ from torch import Tensor
 
 __all__ = [
     "CheckResult",
+    "answered",
     "check_attention",
     "check_causal_mask",
     "check_multihead_split",
@@ -483,6 +484,15 @@ def _top_p_ref(probs: Tensor, p: float) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # The checkers.
 # ---------------------------------------------------------------------------------------------
+
+
+def answered(*values: Any) -> bool:
+    """True once no value is None or ``...`` (a lab's placeholder): demo cells wait on it.
+
+    Example: ``if answered(attention(q, k, v)): plot(...)`` runs the demonstration only after
+    the reader has filled in ``attention``.
+    """
+    return all(v is not None and v is not Ellipsis for v in values)
 
 
 @_never_raises
