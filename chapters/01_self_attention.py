@@ -39,18 +39,39 @@
 #
 # The whole notebook runs on a laptop CPU in under a minute; it downloads nothing.
 
-# %% tags=["remove-cell"]
-# Course setup cell: on Google Colab, install the course package `utils` from the
-# repository; anywhere else (your machine, JupyterLab, the CI) this cell does nothing.
+# %% jupyter={"source_hidden": true} tags=["remove-cell"]
+# Course setup cell: makes the course package `utils` importable here (Colab, JupyterLab,
+# your own machine), installing it with pip the first time; otherwise it does nothing.
+import importlib.util
+import os
+import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    import subprocess
+_spec = os.environ.get("LLM_COURSE_PIP_SPEC", "llm-internals-utils @ https://github.com/socratic-llm/llm-internals-course/archive/refs/heads/main.zip")
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/socratic-llm/llm-internals-course"],
-        check=True,
-    )
+
+def _course_ready():
+    """Import the course package; stop with advice if another `utils` hides it."""
+    sys.modules.pop("utils", None)
+    try:
+        import utils
+    except ModuleNotFoundError:
+        return False
+    if getattr(utils, "__course__", None) != "llm-internals":
+        where = getattr(utils, "__file__", None) or list(getattr(utils, "__path__", []))
+        raise RuntimeError(
+            f"`import utils` finds {where}, which is not the course package. If it is "
+            "your own file or folder, rename it (e.g. to my_utils.py) and run this cell "
+            "again; if it is an installed package, run `pip uninstall utils`."
+        )
+    return True
+
+
+if not _course_ready():
+    print(f"Installing the course package: pip install {_spec!r} (once, about a minute)")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", _spec], check=True)
+    importlib.invalidate_caches()
+    _course_ready()
 
 # %%
 import math
@@ -61,10 +82,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from jupyterquiz import display_quiz
 
 from utils.device import get_device, set_seed
 from utils.plots import attention_heatmap, use_style
+from utils.quiz import quiz
 
 set_seed(0)  # the only seed of the chapter: run the cells top to bottom to get these numbers
 device = get_device()
@@ -72,7 +93,7 @@ use_style()
 print("device:", device)
 
 # %% [markdown]
-# ## Q1 · What does the "self" in self-attention attend to?
+# ## L03-Q1 · What does the "self" in self-attention attend to?
 #
 # > Why is it called *self*-attention, and what does a token "attend" to? How does it differ
 # > from the attention that came before it?
@@ -80,8 +101,8 @@ print("device:", device)
 # %% [markdown]
 # <details><summary>Hints</summary>
 #
-# - Attention was first used in sequence-to-sequence translation (Bahdanau et al., 2014). There,
-#   which sequence asked the questions, and which one was searched?
+# - Attention became famous in sequence-to-sequence translation (Bahdanau, Cho and Bengio,
+#   2014). There, which sequence asked the questions, and which one was searched?
 # - In self-attention, where do the queries, the keys and the values come from?
 # - GPT and BERT both use self-attention but train on different tasks. Is "predicting the next
 #   token" part of the mechanism, or of how it is used?
@@ -89,9 +110,13 @@ print("device:", device)
 # </details>
 
 # %% [markdown]
-# **Your answer:**
+# **✍️ Your answer to L03-Q1**
 #
-# ✍️ *Double-click this cell and write your answer here before opening the answer below.*
+# <div class="course-answer" data-question="L03-Q1">
+#
+# *Double-click this cell and write your answer here, before you open the answer below.*
+#
+# </div>
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -119,8 +144,8 @@ print("device:", device)
 #
 # Two more precise points. First, a token attends to *representations at positions*, not to
 # words: from the second layer on, each position already holds a mixture of its context.
-# Second, what a position is drawn to is learned, through $W_Q$ and $W_K$ (Q2); and attention by
-# itself ignores order, so the model must be told positions separately (Q13).
+# Second, what a position is drawn to is learned, through $W_Q$ and $W_K$ (L03-Q2); and attention by
+# itself ignores order, so the model must be told positions separately (L03-Q13).
 #
 # </details>
 
@@ -157,8 +182,7 @@ out_bi, w_bi = attention(x, x, x)  # bidirectional: no mask
 causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # row i: True for j <= i
 out_causal, w_causal = attention(x, x, x, mask=causal)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("weights shape (queries, keys):", tuple(w_bi.shape))
 print("every row sums to 1:", torch.allclose(w_bi.sum(-1), torch.ones(T, device=device)),
       torch.allclose(w_causal.sum(-1), torch.ones(T, device=device)))
@@ -176,15 +200,28 @@ plt.show()
 # Read each row as one query. On the left every token can look at the whole sentence; on the
 # right the upper triangle is empty and the first token can only look at itself, so its row is
 # a single 1. Both copies of "the" have the same vector, so they match each other as strongly
-# as themselves. With $Q = K = X$ every token matches itself best; learned projections (Q2)
-# are what let a token look *away* from itself.
+# as themselves. With $Q = K = X$ a token *often* matches itself best, but not always: the
+# score $x_i \cdot x_j = \lVert x_i \rVert \lVert x_j \rVert \cos\theta$ also grows with the
+# *length* of $x_j$, so a longer vector pointing roughly the same way beats $x_i$ itself. The
+# cell below shows it with two 2-D tokens. Learned projections (L03-Q2) are what let a token look
+# *away* from itself on purpose.
+#
+# %% tags=["nbval-check-output"]
+short = torch.tensor([[1.0, 0.0], [2.0, 0.5]])  # token 1 is longer and points almost the same way
+_, w_short = attention(short, short, short)
+print("scores x_0·x_0 and x_0·x_1:", (short[0] @ short.T).tolist())
+print("token 0's weights on (itself, token 1):", [round(w, 3) for w in w_short[0].tolist()])
+
+# %% [markdown]
+# Token 0 gives more weight to token 1 than to itself: $x_0 \cdot x_1 = 2 > x_0 \cdot x_0 = 1$.
+# Only if every vector had the same length (after a normalisation, say) would a token
+# always match itself best, by the Cauchy-Schwarz inequality.
 #
 # This formula is exactly what `utils.attention.scaled_dot_product_attention` computes; there it
 # is tested against PyTorch's fused kernel and also handles heads and grouped keys. From here on
 # the chapter uses the tested version.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from utils.attention import causal_mask, scaled_dot_product_attention
 
 out_u, w_u = scaled_dot_product_attention(x, x, x, mask=causal_mask(T, device=device),
@@ -192,8 +229,8 @@ out_u, w_u = scaled_dot_product_attention(x, x, x, mask=causal_mask(T, device=de
 print("utils matches the cell above:", torch.allclose(w_u, w_causal), torch.allclose(out_u, out_causal))
 
 # %% [markdown]
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "self-attention exists to predict the next token"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "self-attention exists to predict the next token"</strong></p>
 #
 # The learner of the source notes first answered that self-attention models the relations
 # inside a sequence "in order to predict the next token", and later that "the BERT paper was
@@ -211,8 +248,8 @@ print("utils matches the cell above:", torch.allclose(w_u, w_causal), torch.allc
 # %% [markdown]
 # ### Follow-ups
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: what changes in cross-attention?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: what changes in cross-attention?</strong></p>
 #
 # If the queries come from one sequence of length $T_q$ and the keys and values from another
 # of length $T_k$, what are the shapes of the weights and of the output?
@@ -227,15 +264,14 @@ print("utils matches the cell above:", torch.allclose(w_u, w_causal), torch.allc
 #
 # </div>
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 other = torch.randn(9, d_model, device=device)  # e.g. 9 encoder states of another sentence
 out_cross, w_cross = attention(x, other, other)  # queries from our sentence, keys/values from the other
 print("cross-attention weights:", tuple(w_cross.shape), " output:", tuple(out_cross.shape))
 
 # %% [markdown]
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: does self-attention know the word order?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: does self-attention know the word order?</strong></p>
 #
 # Shuffle the tokens of the sentence and run the same attention (no mask, no position
 # information). How does the output change?
@@ -245,15 +281,17 @@ print("cross-attention weights:", tuple(w_cross.shape), " output:", tuple(out_cr
 # The output is shuffled in the same way and is otherwise identical: attention is
 # *permutation-equivariant*. Each output is a weighted sum over a *set* of keys and values, and
 # a set has no order. "the cat sat on the mat" and "the mat sat on the cat" give the same
-# vectors, only in another order. This is why transformers add positional information (Q13),
-# and why a causal mask alone (which does depend on positions) is not a full substitute.
+# vectors, only in another order. This is why transformers add positional information (L03-Q13).
+# A causal mask is the one exception inside the layer: it does depend on positions, and
+# causal language models trained with no positional encoding at all still learn where their
+# tokens are and come close to models with one (Haviv et al., 2022); a bidirectional model
+# without positions cannot.
 #
 # </details>
 #
 # </div>
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 perm = torch.randperm(T, device=device)
 out_perm, _ = attention(x[perm], x[perm], x[perm])
 print("shuffled input -> same outputs, shuffled:", torch.allclose(out_perm, out_bi[perm], atol=1e-6))
@@ -262,39 +300,10 @@ print("shuffled input -> same outputs, shuffled:", torch.allclose(out_perm, out_
 # ### Check yourself
 
 # %% tags=["remove-input"]
-display_quiz([
-    {
-        "question": "What makes self-attention 'self'?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "Queries, keys and values are all computed from the same sequence.",
-             "correct": True, "feedback": "Right. In cross-attention the keys and values come from another sequence."},
-            {"answer": "Each token attends only to itself.", "correct": False,
-             "feedback": "No: it attends to every position the mask allows, itself included."},
-            {"answer": "It is trained to predict the next token.", "correct": False,
-             "feedback": "That is GPT's training objective. BERT uses self-attention with another objective."},
-            {"answer": "It has no learned parameters.", "correct": False,
-             "feedback": "A real layer learns W_Q, W_K, W_V (and an output projection)."},
-        ],
-    },
-    {
-        "question": "A GPT model reads 10 tokens, numbered 0 to 9. With the causal mask, how many "
-                    "positions can token number 5 attend to?",
-        "type": "numeric",
-        "answers": [
-            {"type": "value", "value": 6, "correct": True,
-             "feedback": "Right: positions 0 to 5, itself included."},
-            {"type": "value", "value": 5, "correct": False,
-             "feedback": "Almost: a token may also attend to itself (the diagonal of the mask is True)."},
-            {"type": "value", "value": 10, "correct": False,
-             "feedback": "That is the bidirectional case. The causal mask hides positions 6 to 9."},
-            {"type": "default", "feedback": "Count the positions j with j <= 5."},
-        ],
-    },
-])
+quiz("L03-Q1")
 
 # %% [markdown]
-# ## Q2 · Where do the names query, key and value come from?
+# ## L03-Q2 · Where do the names query, key and value come from?
 #
 # > Why "query", "key" and "value", and not A, B and C? Why are keys and values kept apart?
 
@@ -311,9 +320,13 @@ display_quiz([
 # </details>
 
 # %% [markdown]
-# **Your answer:**
+# **✍️ Your answer to L03-Q2**
 #
-# ✍️ *Double-click this cell and write your answer here before opening the answer below.*
+# <div class="course-answer" data-question="L03-Q2">
+#
+# *Double-click this cell and write your answer here, before you open the answer below.*
+#
+# </div>
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -332,7 +345,8 @@ display_quiz([
 # through its value by every other query.
 #
 # **Why separate keys from values?** Because what makes a position relevant is often not what
-# you want to read there. A "previous-token" head, found in real language models, matches on
+# you want to read there. A "previous-token" head, found in trained transformers (Elhage et al.,
+# 2021; it is half of the "induction heads" of Olsson et al., 2022), matches on
 # *position* ("I want the token just before me") and returns *content* ("that token was `cat`").
 # With separate $W_K$ and $W_V$ the key can encode the position and the value the word; the
 # demo below builds such a head by hand.
@@ -349,14 +363,13 @@ display_quiz([
 # A Python `dict` is a *hard* lookup: the key must match exactly, and you get one value or an
 # error.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 prices = {"apple": 1.0, "banana": 0.5, "cherry": 4.0}
 print("prices['apple'] =", prices["apple"])
 try:
-    prices["appel"]
+    prices["aple"]
 except KeyError as err:
-    print("prices['appel'] -> KeyError:", err)
+    print("prices['aple'] -> KeyError:", err)
 
 # %% [markdown]
 # A *soft* lookup compares the query with **every** key, turns the similarities into weights
@@ -364,8 +377,7 @@ except KeyError as err:
 # normalised letter counts, so similar spellings get similar vectors; `sharpness` plays the
 # role that the scale of the learned projections plays in attention.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def letter_vector(word):
     """Normalised letter counts of a lowercase word: a crude, fixed 'embedding'."""
     counts = torch.zeros(26)
@@ -377,14 +389,20 @@ def letter_vector(word):
 keys = torch.stack([letter_vector(w) for w in prices])  # (3, 26)
 values = torch.tensor(list(prices.values()))  # (3,)
 sharpness = 5.0
-for query_word in ["apple", "appel", "grape"]:
+for query_word in ["apple", "aple", "grape"]:
+    print(f"{query_word!r}: cosine with the key 'apple' = {float(letter_vector(query_word) @ keys[0]):.3f}")
+for query_word in ["apple", "aple", "grape"]:
     weights = torch.softmax(sharpness * keys @ letter_vector(query_word), dim=0)
     shown = ", ".join(f"{w}: {p:.3f}" for w, p in zip(prices, weights.tolist(), strict=True))
     print(f"{query_word!r}: weights [{shown}] -> price {float(weights @ values):.3f}")
 
 # %% [markdown]
-# The typo `appel` has the same letters as `apple`, so it gets exactly the same answer, close to
-# the apple's price; `grape` has no close key and gets a blend of all three. A soft lookup always answers, which is a strength (it
+# The typo `aple` (one `p` missing) is not the key `apple`, so the hard lookup fails; its
+# letter vector is close to apple's but not equal (the cosine printed above is below 1), so the
+# soft lookup gives it most of the apple's weight and a price near the apple's. `grape` has no
+# close key and gets a blend of all three. (An anagram such as `appel` would be a poor test:
+# it has exactly apple's letter counts, so this crude embedding cannot tell them apart at all.)
+# A soft lookup always answers, which is a strength (it
 # generalises to near misses, and, as Q6 shows, it can be trained) and a risk (it never says
 # "not found").
 #
@@ -412,8 +430,7 @@ q_prev, k_prev = x_onehot @ W_Q, x_onehot @ W_K
 out_sep = scaled_dot_product_attention(q_prev, k_prev, x_onehot @ W_V, mask=causal_mask(T))
 out_tied = scaled_dot_product_attention(q_prev, k_prev, x_onehot @ W_K, mask=causal_mask(T))  # W_V = W_K
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for i, word in enumerate(sentence):
     read_word = vocab[int(out_sep[i].argmax())]
     read_tied = int(out_tied[i].argmax())
@@ -429,8 +446,8 @@ for i, word in enumerate(sentence):
 # under the causal mask is only itself.)
 
 # %% [markdown]
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "the query is the current token, the keys are the other tokens"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "the query is the current token, the keys are the other tokens"</strong></p>
 #
 # The learner's first answer was: query = the current input, key = the other tokens, value =
 # the meaning of a token. The retrieval intuition is right, but Q, K and V are not different
@@ -441,8 +458,8 @@ for i, word in enumerate(sentence):
 # </div>
 
 # %% [markdown]
-# <div class="admonition error">
-# <p class="admonition-title">✏️ Correction to the notes: cross-attention is not an argument for separating K and V</p>
+# <div class="admonition error course-box" style="border: 1px solid #c2410c; border-left: 6px solid #c2410c; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>✏️ Correction to the notes: cross-attention is not an argument for separating K and V</strong></p>
 #
 # The notes argue that keys and values must be separate because in cross-attention "K and V
 # come from the encoder and Q from the decoder; without the separation this case could not be
@@ -456,8 +473,8 @@ for i, word in enumerate(sentence):
 # %% [markdown]
 # ### Follow-ups
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: what if we force K = V, one shared projection?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: what if we force K = V, one shared projection?</strong></p>
 #
 # Would a transformer still train? What would it lose?
 #
@@ -473,24 +490,41 @@ for i, word in enumerate(sentence):
 #
 # </div>
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: only the product W_Q W_Kᵀ enters the score. Why keep two matrices?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: only the product W_Q W_Kᵀ enters the score. Why keep two matrices?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
-# Per head, $W_Q$ and $W_K$ are $d \times d_k$ with $d_k = d/h$, so $W_Q W_K^\top$ is a
-# $d \times d$ matrix of rank at most $d_k$. Storing the two factors costs $2 d\, d_k$
-# parameters instead of $d^2$, and computing $q = xW_Q$ and $k = xW_K$ once per token is
-# cheaper than multiplying each pair $x_i (W_Q W_K^\top) x_j^\top$ through a full matrix. The
-# factorisation is a deliberate low-rank constraint per head; several heads together recover
-# expressiveness (the multi-head chapter, Q7 to Q12).
+# Per head, $W_Q$ and $W_K$ are $d \times d_k$ with $d_k = d/h$, so $M = W_Q W_K^\top$ is a
+# $d \times d$ matrix of rank at most $d_k$. A merged layer would not multiply every pair
+# through $M$; it would compute $u_i = x_i M$ once per token and then the scores
+# $u_i \cdot x_j$. Compare that fair version with the factored one, per head:
+#
+# - **parameters**: $d^2$ for $M$ against $2\,d\,d_k$ for $W_Q, W_K$, a factor $h/2$;
+# - **per-token work**: $d^2$ multiply-adds for $x_i M$ against $2\,d\,d_k$ for $q_i$ and $k_i$;
+# - **scores**: $n^2 d$ against $n^2 d_k$, a factor $h$, and this is the term that grows
+#   with the context.
+#
+# The cell below evaluates these counts for a MiniMind-sized layer. The factorisation is a
+# deliberate low-rank constraint per head, and several heads together recover expressiveness
+# (the multi-head chapter, L03-Q7 to Q12). It also fixes the width of what a KV cache must
+# store per token ($d_k$ per head, not $d$).
 #
 # </details>
 #
 # </div>
-#
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: is attention a learned similarity measure?</p>
+
+# %% tags=["nbval-check-output"]
+d_mm, h_mm, n_ctx = 512, 8, 512  # MiniMind's width and heads, a 512-token context
+d_k_mm = d_mm // h_mm
+print(f"parameters per head:   merged M {d_mm**2:,}   factored W_Q, W_K {2 * d_mm * d_k_mm:,}"
+      f"   ratio {d_mm**2 / (2 * d_mm * d_k_mm):g} (= h/2)")
+print(f"score multiply-adds:   merged {n_ctx**2 * d_mm:,}   factored {n_ctx**2 * d_k_mm:,}"
+      f"   ratio {d_mm / d_k_mm:g} (= h)")
+
+# %% [markdown]
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: is attention a learned similarity measure?</strong></p>
 #
 # The notes end this question by asking whether attention is a form of "parameterised
 # similarity learning", and why that beats a fixed cosine similarity.
@@ -511,45 +545,10 @@ for i, word in enumerate(sentence):
 # ### Check yourself
 
 # %% tags=["remove-input"]
-display_quiz([
-    {
-        "question": "In the previous-token head above, which projection decides WHICH position is read, "
-                    "and which decides WHAT comes back?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "W_Q and W_K decide which position; W_V decides what comes back.", "correct": True,
-             "feedback": "Right: the scores use only q and k; the output is built only from v."},
-            {"answer": "W_V decides which position; W_Q and W_K decide what comes back.", "correct": False,
-             "feedback": "The other way round: the weights come from q·k, the output from v."},
-            {"answer": "All three decide both.", "correct": False,
-             "feedback": "The values never enter the scores, and q and k never enter the output."},
-        ],
-    },
-    {
-        "question": "With learned W_Q different from W_K, is the matrix of scores q_i·k_j symmetric?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "Not in general: token i may attend to j without j attending to i.", "correct": True,
-             "feedback": "Right. It is symmetric only in special cases such as W_Q = W_K."},
-            {"answer": "Always: a dot product is symmetric.", "correct": False,
-             "feedback": "q_i·k_j and q_j·k_i are different dot products when queries and keys differ."},
-        ],
-    },
-    {
-        "question": "Which tokens compute a key?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "Every token.", "correct": True,
-             "feedback": "Right: every token computes a query, a key and a value."},
-            {"answer": "Every token except the current one.", "correct": False,
-             "feedback": "There is no single 'current' token: all positions are queries at once."},
-            {"answer": "Only the first token.", "correct": False, "feedback": "No."},
-        ],
-    },
-])
+quiz("L03-Q2")
 
 # %% [markdown]
-# ## Q3 · Why divide by √d_k?
+# ## L03-Q3 · Why divide by √d_k?
 #
 # > The scores are $QK^\top / \sqrt{d_k}$. What goes wrong without the division, and why the
 # > square root rather than $d_k$ itself?
@@ -566,9 +565,13 @@ display_quiz([
 # </details>
 
 # %% [markdown]
-# **Your answer:**
+# **✍️ Your answer to L03-Q3**
 #
-# ✍️ *Double-click this cell and write your answer here before opening the answer below.*
+# <div class="course-answer" data-question="L03-Q3">
+#
+# *Double-click this cell and write your answer here, before you open the answer below.*
+#
+# </div>
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -601,7 +604,8 @@ display_quiz([
 # implementation subtracts the row maximum first, so it never overflows. And the assumption
 # behind it holds at initialisation only; during training $q$ and $k$ become correlated and
 # scores can grow like $d_k$, which is why μP (Yang et al., 2022) scales by $1/d_k$ and why
-# several large models normalise $q$ and $k$ ("QK-norm", Dehghani et al., 2023) to stop the
+# several models normalise $q$ and $k$ ("QK-norm": Henry et al., 2020; at scale, Dehghani et
+# al., 2023) to stop the
 # logits from growing.
 #
 # </details>
@@ -685,6 +689,40 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ### Explore it: move the width and the scale
+#
+# One query scores 24 random keys. Move `d_k` and pick the scale: the bars are the softmax
+# weights, sorted. Without the scale the bars collapse to a single spike as $d_k$ grows; with
+# $1/\sqrt{d_k}$ the picture does not depend on $d_k$; with $1/d_k$ it flattens towards uniform.
+# (On the website the frames were computed in advance; in Jupyter or Colab each move recomputes
+# the figure, so you can edit `draw_softmax_row` and see the effect.)
+
+# %%
+from utils.interactive import interactive_figure
+
+row_generator = torch.Generator().manual_seed(3)  # the same random draws in every frame
+row_q = torch.randn(4096, generator=row_generator)
+row_k = torch.randn(24, 4096, generator=row_generator)
+
+
+def draw_softmax_row(d_k, scale):
+    """Sorted softmax weights of one query against 24 keys, using the first d_k dimensions."""
+    scores = row_k[:, :d_k] @ row_q[:d_k]
+    divide_by = {"none": 1.0, "√d_k": math.sqrt(d_k), "d_k": float(d_k)}[scale]
+    weights = torch.softmax(scores / divide_by, dim=0).sort(descending=True).values
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.bar(range(len(weights)), weights.numpy(), color="#392061")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("keys, sorted by weight")
+    ax.set_ylabel("softmax weight")
+    ax.set_title(f"d_k = {d_k}, divide by {scale}: largest weight {weights[0]:.2f}")
+    return fig
+
+
+interactive_figure(draw_softmax_row, d_k=[4, 16, 64, 256, 1024, 4096],
+                   scale=["none", "√d_k", "d_k"], initial={"d_k": 256})
+
+# %% [markdown]
 # Read the three columns of the table and the three panels together:
 #
 # - **No scaling**: the largest weight climbs towards 1 as $d_k$ grows, and the median gradient
@@ -700,8 +738,7 @@ plt.show()
 # The gradient at the scores is a product with the softmax Jacobian, which we can also get
 # from autograd directly and compare with the closed form $\operatorname{diag}(p) - pp^\top$:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 s = torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)
 J_autograd = torch.autograd.functional.jacobian(lambda z: torch.softmax(z, dim=0), s)
 p = torch.softmax(s, dim=0)
@@ -716,8 +753,7 @@ print("autograd Jacobian equals diag(p) - p pᵀ:", torch.allclose(J_autograd, J
 # diagonal entry of the Jacobian, the quantity the notes call "gradient"; we also give the
 # spectral norm of the whole Jacobian.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 base = torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)
 rows = []
 for c in [1, 2, 4, 8]:
@@ -733,15 +769,38 @@ rows.append({"scores": "[50.0, 25.0, 12.5]", "softmax": str([f"{v:.1e}" for v in
              "‖J‖₂": f"{torch.linalg.matrix_norm(J, ord=2).item():.1e}"})
 print(pd.DataFrame(rows).to_string(index=False))
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 big = torch.tensor([100.0, 0.0])  # float32
 print("naive exp(x) / sum(exp(x)):", (big.exp() / big.exp().sum()).tolist())
 print("torch.softmax(x):          ", torch.softmax(big, dim=0).tolist())
 
 # %% [markdown]
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "we divide to avoid exploding gradients"</p>
+# Two more checks of claims in the notes. First, how the three scalings compare at the widest
+# $d_k$ of the saturation table, column by column; then whether the scaled score is really a
+# standard normal variable.
+
+# %% tags=["nbval-check-output"]
+widest = saturation[saturation["d_k"] == saturation["d_k"].max()].set_index("scale")
+print(f"d_k = {saturation['d_k'].max()}:")
+print(widest[["median |∂/∂scores|", "median |∂/∂q|", "max |∂/∂q|"]].map(lambda v: f"{v:.3g}")
+      .to_string())
+
+# %%
+kurtosis_rows = []
+for d_k in [1, 4, 16, 64, 256]:
+    q = torch.randn(200_000, d_k, dtype=torch.float64)
+    k = torch.randn(200_000, d_k, dtype=torch.float64)
+    scaled = (q * k).sum(-1) / math.sqrt(d_k)
+    z = (scaled - scaled.mean()) / scaled.std()
+    kurtosis_rows.append({"d_k": d_k, "variance": scaled.var().item(),
+                          "excess kurtosis": (z**4).mean().item() - 3, "theory 6/d_k": 6 / d_k,
+                          "P(|score| > 3)": (scaled.abs() > 3).double().mean().item()})
+print(pd.DataFrame(kurtosis_rows).set_index("d_k").round(4).to_string())
+print(f"for N(0, 1), P(|z| > 3) = {math.erfc(3 / math.sqrt(2)):.4f} and the excess kurtosis is 0")
+
+# %% [markdown]
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "we divide to avoid exploding gradients"</strong></p>
 #
 # The learner's first answer. The main failure is the opposite: without the scale, most rows of
 # the softmax saturate and their gradient **vanishes** (the median column above). Large
@@ -750,8 +809,8 @@ print("torch.softmax(x):          ", torch.softmax(big, dim=0).tolist())
 #
 # </div>
 #
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "the variance of q·k stays 1 for any d_k"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "the variance of q·k stays 1 for any d_k"</strong></p>
 #
 # The learner's follow-up answer, for $d_k = 1024$. Unit-variance components do not give a
 # unit-variance sum: variances of independent terms *add*, so $d_k$ terms of variance 1 give
@@ -761,8 +820,8 @@ print("torch.softmax(x):          ", torch.softmax(big, dim=0).tolist())
 # </div>
 
 # %% [markdown]
-# <div class="admonition error">
-# <p class="admonition-title">✏️ Correction to the notes: the softmax numbers</p>
+# <div class="admonition error course-box" style="border: 1px solid #c2410c; border-left: 6px solid #c2410c; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>✏️ Correction to the notes: the softmax numbers</strong></p>
 #
 # The notes print, as "example output", figures that the code would not produce (compare the
 # table computed above):
@@ -776,15 +835,31 @@ print("torch.softmax(x):          ", torch.softmax(big, dim=0).tolist())
 # - For $[50, 25, 12.5]$ the notes claim a largest gradient of about $10^{-6}$; it is about
 #   $1.4 \times 10^{-11}$, five orders of magnitude smaller.
 # - Overflow is not the reason for the scale: $e^{100}$ does overflow float32 (the naive formula
-#   above returns `nan`), but `torch.softmax` subtracts the maximum and returns `[1.0, 0.0]`.
+#   above returns `nan`), but `torch.softmax` subtracts the maximum first and returns
+#   `[1.0, 3.78e-44]` (printed above): the second weight is $e^{-100}$, a tiny subnormal float32,
+#   not an overflow and not even exactly zero.
+# - The notes' table of the three scalings has a "gradient" row: "divide by $d_k$: also very
+#   small", "divide by $\sqrt{d_k}$: moderate", "no division: vanishes". The cell printed just
+#   above this box (at $d_k = 4096$) refines two of the three. Dividing by $d_k$ keeps the
+#   gradient at the *scores* of the same order as dividing by $\sqrt{d_k}$ (medians $0.172$ and
+#   $0.221$): a near-uniform softmax is far from saturated. What it makes tiny is the gradient
+#   that reaches the *query* (median $0.00268$ against $0.221$), because the scores themselves
+#   are scaled down. Without the division the median gradient does vanish ($1.81 \times
+#   10^{-9}$ at the scores), yet the largest gradient at the query is by far the biggest of the
+#   three ($79.1$): vanishing for most rows, exploding for a few.
+# - "$(Q \cdot K)/\sqrt{d_k} \sim N(0, 1)$" is too strong. The scaled score has mean 0 and
+#   variance 1, but it is not Gaussian: a product of two independent standard normals has
+#   excess kurtosis 6, so the scaled sum of $d_k$ of them has excess kurtosis $6/d_k$ and
+#   heavier tails than $N(0,1)$. It only *approaches* a normal distribution as $d_k$ grows
+#   (central limit theorem), as the kurtosis cell above measures.
 #
 # </div>
 
 # %% [markdown]
 # ### Follow-ups
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: why the square root, and not d_k?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: why the square root, and not d_k?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -801,8 +876,8 @@ print("torch.softmax(x):          ", torch.softmax(big, dim=0).tolist())
 #
 # </div>
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: why not let the model learn the scale?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: why not let the model learn the scale?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -820,49 +895,10 @@ print("torch.softmax(x):          ", torch.softmax(big, dim=0).tolist())
 # ### Check yourself
 
 # %% tags=["remove-input"]
-display_quiz([
-    {
-        "question": "q and k have 256 independent components, each with mean 0 and variance 1. "
-                    "What is the standard deviation of q·k?",
-        "type": "numeric",
-        "answers": [
-            {"type": "value", "value": 16, "correct": True, "feedback": "Right: variance 256, so std √256 = 16."},
-            {"type": "value", "value": 256, "correct": False,
-             "feedback": "256 is the variance. The standard deviation is its square root."},
-            {"type": "value", "value": 1, "correct": False,
-             "feedback": "That is the std after dividing by √d_k. Unscaled, the variances of the 256 terms add up."},
-            {"type": "default", "feedback": "Variances of independent terms add. Then take the square root."},
-        ],
-    },
-    {
-        "question": "What is the main reason for dividing the scores by √d_k?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "To keep the softmax out of saturation, where its gradient vanishes.", "correct": True,
-             "feedback": "Right: unit-variance scores at every width."},
-            {"answer": "To prevent exp() from overflowing.", "correct": False,
-             "feedback": "softmax implementations subtract the row maximum, so exp() never overflows."},
-            {"answer": "To prevent exploding gradients.", "correct": False,
-             "feedback": "The typical failure is the opposite: saturated rows get vanishing gradients."},
-            {"answer": "To make each row of weights sum to 1.", "correct": False,
-             "feedback": "The softmax does that with or without the scale."},
-        ],
-    },
-    {
-        "question": "d_k grows from 64 to 1024. By what factor does the standard deviation of the "
-                    "unscaled score q·k grow?",
-        "type": "numeric",
-        "answers": [
-            {"type": "value", "value": 4, "correct": True, "feedback": "Right: √(1024/64) = √16 = 4."},
-            {"type": "value", "value": 16, "correct": False,
-             "feedback": "16 is the factor of the variance; the std grows by its square root."},
-            {"type": "default", "feedback": "The std is √d_k."},
-        ],
-    },
-])
+quiz("L03-Q3")
 
 # %% [markdown]
-# ## Q4 · What does attention cost, and when is it the bottleneck?
+# ## L03-Q4 · What does attention cost, and when is it the bottleneck?
 #
 # > What is the computational complexity of self-attention? Why is it often called *the*
 # > bottleneck, and is it always?
@@ -879,9 +915,13 @@ display_quiz([
 # </details>
 
 # %% [markdown]
-# **Your answer:**
+# **✍️ Your answer to L03-Q4**
 #
-# ✍️ *Double-click this cell and write your answer here before opening the answer below.*
+# <div class="course-answer" data-question="L03-Q4">
+#
+# *Double-click this cell and write your answer here, before you open the answer below.*
+#
+# </div>
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -1112,18 +1152,21 @@ print("GFLOP per layer, one sequence (forward):")
 print(notes_check.map(lambda v: v if isinstance(v, (bool, np.bool_)) else round(v / 1e9, 1))
       .to_string())
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 n, d_m, h = 2048, 4096, 32
 print(f"n = {n}, d = {d_m}:  n²d = {n * n * d_m:,}   nd² = {n * d_m * d_m:,}")
 n_long = 16384
 per_head = n_long**2 * 2  # one n×n matrix of 2-byte (fp16/bf16) weights
 print(f"n = {n_long}: one head's weights {per_head:,} bytes = {per_head / 2**20:.0f} MiB; "
       f"all {h} heads of one layer: {h * per_head / 2**30:.0f} GiB")
+n_q21 = 4096  # the example of the notes' Q21
+per_head_q21 = n_q21**2 * 2
+print(f"n = {n_q21}: one head, one sequence {per_head_q21 / 2**20:.0f} MiB; "
+      f"one layer of {h} heads {h * per_head_q21 / 2**20:,.0f} MiB per sequence")
 
 # %% [markdown]
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "O(n²·d) is the cost of attention"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "O(n²·d) is the cost of attention"</strong></p>
 #
 # The learner's answer $O(n^2 \cdot d)$ is the cost of the *scores and the weighted sum*, and
 # it is the part that matters at long context. But an attention layer also has its four
@@ -1133,8 +1176,8 @@ print(f"n = {n_long}: one head's weights {per_head:,} bytes = {per_head / 2**20:
 # </div>
 
 # %% [markdown]
-# <div class="admonition error">
-# <p class="admonition-title">✏️ Correction to the notes: who dominates, and the FLOP counts</p>
+# <div class="admonition error course-box" style="border: 1px solid #c2410c; border-left: 6px solid #c2410c; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>✏️ Correction to the notes: who dominates, and the FLOP counts</strong></p>
 #
 # - **$n = 2048$, $d = 4096$.** The notes compute $n^2 d = 17{,}179{,}869{,}184$ and conclude
 #   "attention is the bottleneck", but $n d^2 = 34{,}359{,}738{,}368$ is twice as large. With the
@@ -1151,6 +1194,10 @@ print(f"n = {n_long}: one head's weights {per_head:,} bytes = {per_head / 2**20:
 #   $1.1$ TFLOP; and the $512$ MiB of weights the notes call "one layer" are one *head*: with
 #   $32$ heads, one layer would store $16$ GiB in 16-bit floats. This is why FlashAttention
 #   never stores them.
+# - **The same slip in the notes' Q21** (the memory bottleneck): "$n = 4096$, fp16:
+#   $4096^2 \times 2$ B = 32 MB (one layer!)". The 32 MiB is one head's weight matrix for one
+#   sequence; a layer of $32$ heads holds $1{,}024$ MiB per sequence (the cell above), and a
+#   batch multiplies that again.
 #
 # All figures are per layer, for one sequence, forward pass only.
 #
@@ -1159,8 +1206,8 @@ print(f"n = {n_long}: one head's weights {per_head:,} bytes = {per_head / 2**20:
 # %% [markdown]
 # ### Follow-ups
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: from n = 1000 to n = 10000, how much does each part grow?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: from n = 1000 to n = 10000, how much does each part grow?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -1172,8 +1219,8 @@ print(f"n = {n_long}: one head's weights {per_head:,} bytes = {per_head / 2**20:
 #
 # </div>
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: can we go below O(n²), and what does it cost?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: can we go below O(n²), and what does it cost?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -1194,45 +1241,10 @@ print(f"n = {n_long}: one head's weights {per_head:,} bytes = {per_head / 2**20:
 # ### Check yourself
 
 # %% tags=["remove-input"]
-display_quiz([
-    {
-        "question": "You double the sequence length. By what factor do the FLOPs of QKᵀ and AV grow?",
-        "type": "numeric",
-        "answers": [
-            {"type": "value", "value": 4, "correct": True, "feedback": "Right: they grow with n²."},
-            {"type": "value", "value": 2, "correct": False,
-             "feedback": "That is the factor of the projections and the FFN, which are linear in n."},
-            {"type": "default", "feedback": "The cost of these products is proportional to n²·d."},
-        ],
-    },
-    {
-        "question": "Model width d = 4096. Above which sequence length n do the scores plus AV (4n²d) "
-                    "cost more than the four projections (8nd²)?",
-        "type": "numeric",
-        "answers": [
-            {"type": "value", "value": 8192, "correct": True, "feedback": "Right: 4n²d > 8nd² when n > 2d = 8192."},
-            {"type": "value", "value": 4096, "correct": False,
-             "feedback": "That compares n²d with nd², forgetting that there are two n² products and four projections."},
-            {"type": "value", "value": 24576, "correct": False,
-             "feedback": "That is n = 6d, where the scores overtake projections and FFN together."},
-            {"type": "default", "feedback": "Solve 4n²d = 8nd² for n."},
-        ],
-    },
-    {
-        "question": "For GPT-2 small (n = 1024, d = 768), which part of a layer costs the most FLOPs?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "The feed-forward network.", "correct": True, "feedback": "Right: 16nd² with n < d."},
-            {"answer": "The attention scores and AV.", "correct": False,
-             "feedback": "4n²d is the smallest of the three at n < 2d."},
-            {"answer": "The Q, K, V and output projections.", "correct": False,
-             "feedback": "8nd² is half of the FFN's 16nd²."},
-        ],
-    },
-])
+quiz("L03-Q4")
 
 # %% [markdown]
-# ## Q5 · What is the output of attention?
+# ## L03-Q5 · What is the output of attention?
 #
 # > What does an attention layer return, and how does it change the representation of each
 # > token?
@@ -1248,9 +1260,13 @@ display_quiz([
 # </details>
 
 # %% [markdown]
-# **Your answer:**
+# **✍️ Your answer to L03-Q5**
 #
-# ✍️ *Double-click this cell and write your answer here before opening the answer below.*
+# <div class="course-answer" data-question="L03-Q5">
+#
+# *Double-click this cell and write your answer here, before you open the answer below.*
+#
+# </div>
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -1281,8 +1297,7 @@ display_quiz([
 #
 # We take $d_k = 8$ but $d_v = 3$, so the shapes tell the stages apart.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 n_tok, d_k, d_v = 5, 8, 3
 q5, k5 = torch.randn(n_tok, d_k, device=device), torch.randn(n_tok, d_k, device=device)
 v5 = torch.randn(n_tok, d_v, device=device)
@@ -1296,8 +1311,7 @@ print("every output coordinate lies between the min and max of the values:", boo
 # Uniform attention happens when every score in a row is the same, for example when the
 # queries are all zero. Then each output row should be the mean of the values.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 zero_q = torch.zeros(n_tok, d_k, device=device)
 out_uniform, w_uniform = scaled_dot_product_attention(zero_q, k5, v5, return_weights=True)
 print("weights are all 1/n:", torch.allclose(w_uniform, torch.full_like(w_uniform, 1 / n_tok)))
@@ -1308,16 +1322,15 @@ print("all output rows identical:", torch.allclose(out_uniform, out_uniform[:1].
 # Under a causal mask, "uniform" means uniform over the positions a token may see, so row $i$
 # becomes the mean of $v_0, \dots, v_i$, a running average, and the rows differ:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 out_uc = scaled_dot_product_attention(zero_q, k5, v5, mask=causal_mask(n_tok, device=device))
 running_mean = v5.cumsum(0) / torch.arange(1, n_tok + 1, device=device).unsqueeze(1)
 print("causal + uniform = running mean of V:", torch.allclose(out_uc, running_mean, atol=1e-6))
 print("all output rows identical:", torch.allclose(out_uc, out_uc[:1].expand_as(out_uc)))
 
 # %% [markdown]
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "the output is the relevance scores"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "the output is the relevance scores"</strong></p>
 #
 # The learner's first answer. The relevance scores (and the weights made from them) are an
 # intermediate $(n, n)$ matrix: useful to look at, as in the heatmaps of Q1, but not what the
@@ -1326,8 +1339,8 @@ print("all output rows identical:", torch.allclose(out_uc, out_uc[:1].expand_as(
 #
 # </div>
 #
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "with uniform weights the output is one of the inputs, picked at random"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Misconception: "with uniform weights the output is one of the inputs, picked at random"</strong></p>
 #
 # The learner's follow-up answer. Nothing is sampled: attention computes a deterministic
 # weighted average, and with equal weights that average is the **mean** of all visible values,
@@ -1336,8 +1349,8 @@ print("all output rows identical:", torch.allclose(out_uc, out_uc[:1].expand_as(
 # </div>
 
 # %% [markdown]
-# <div class="admonition error">
-# <p class="admonition-title">✏️ Correction to the notes: uniform attention gives identical rows only without a causal mask</p>
+# <div class="admonition error course-box" style="border: 1px solid #c2410c; border-left: 6px solid #c2410c; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>✏️ Correction to the notes: uniform attention gives identical rows only without a causal mask</strong></p>
 #
 # The notes conclude that with uniform weights "the outputs of all positions are identical" and
 # "position information is completely lost". That holds for bidirectional attention. In a
@@ -1349,8 +1362,8 @@ print("all output rows identical:", torch.allclose(out_uc, out_uc[:1].expand_as(
 # %% [markdown]
 # ### Follow-ups
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: what does the uniform case tell us about attention?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: what does the uniform case tell us about attention?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -1364,8 +1377,8 @@ print("all output rows identical:", torch.allclose(out_uc, out_uc[:1].expand_as(
 #
 # </div>
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: can attention make a feature larger than in any value vector?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: can attention make a feature larger than in any value vector?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -1381,43 +1394,10 @@ print("all output rows identical:", torch.allclose(out_uc, out_uc[:1].expand_as(
 # ### Check yourself
 
 # %% tags=["remove-input"]
-display_quiz([
-    {
-        "question": "q and k have shape (10, 64) and v has shape (10, 32). What is the shape of the attention output?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "(10, 32)", "correct": True, "feedback": "Right: one d_v-vector per query."},
-            {"answer": "(10, 10)", "correct": False,
-             "feedback": "That is the shape of the scores and the weights, an intermediate result."},
-            {"answer": "(10, 64)", "correct": False, "feedback": "The output is made of values, which have 32 features."},
-        ],
-    },
-    {
-        "question": "In a bidirectional layer every attention weight equals 1/n. What is each output row?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "The mean of all value vectors, the same for every row.", "correct": True,
-             "feedback": "Right."},
-            {"answer": "A randomly chosen value vector.", "correct": False,
-             "feedback": "Attention never samples: it computes a weighted average."},
-            {"answer": "The token's own value vector.", "correct": False,
-             "feedback": "That would need all the weight on the diagonal."},
-        ],
-    },
-    {
-        "question": "Same uniform weights, but in a causal (GPT) layer. What is output row i?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "The mean of v_0, ..., v_i.", "correct": True, "feedback": "Right: a running mean; rows differ."},
-            {"answer": "The mean of all value vectors.", "correct": False,
-             "feedback": "Row i may not see positions after i."},
-            {"answer": "v_i.", "correct": False, "feedback": "Uniform over the visible positions, not only itself."},
-        ],
-    },
-])
+quiz("L03-Q5")
 
 # %% [markdown]
-# ## Q6 · Why is attention a "differentiable dictionary lookup"?
+# ## L03-Q6 · Why is attention a "differentiable dictionary lookup"?
 #
 # > In what sense is attention a dictionary lookup, what makes it differentiable, and why does
 # > that matter?
@@ -1434,9 +1414,13 @@ display_quiz([
 # </details>
 
 # %% [markdown]
-# **Your answer:**
+# **✍️ Your answer to L03-Q6**
 #
-# ✍️ *Double-click this cell and write your answer here before opening the answer below.*
+# <div class="course-answer" data-question="L03-Q6">
+#
+# *Double-click this cell and write your answer here, before you open the answer below.*
+#
+# </div>
 
 # %% [markdown]
 # <details><summary>Answer</summary>
@@ -1501,6 +1485,34 @@ temperature = pd.DataFrame(rows).set_index("tau")
 temperature.map(lambda v: f"{v:.3g}")
 
 # %% [markdown]
+# ### Explore it: the temperature of the lookup
+#
+# Lower the temperature $\tau$ and watch the weights over the six keys (left) and the soft
+# answer next to the hard one (right). The dashed bars are the hard lookup's value $v_{j^*}$.
+
+# %%
+def draw_lookup(tau):
+    """Weights of the soft lookup at temperature tau, and its answer next to the hard one."""
+    out, weights = soft_lookup(query, keys6, values6, tau)
+    fig, (ax_w, ax_v) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax_w.bar(range(6), weights.cpu().numpy(), color="#392061")
+    ax_w.set_ylim(0, 1)
+    ax_w.set_xticks(range(6), [f"key {j}" + (" *" if j == best else "") for j in range(6)])
+    ax_w.set_title(f"weights at τ = {tau:g}")
+    positions = np.arange(values6.shape[1])
+    ax_v.bar(positions - 0.2, out.cpu().numpy(), width=0.4, label="soft answer", color="#f75c03")
+    ax_v.bar(positions + 0.2, hard.cpu().numpy(), width=0.4, label="hard answer v_j*",
+             fill=False, linestyle="--", edgecolor="black")
+    ax_v.set_xticks(positions, [f"dim {i}" for i in positions])
+    ax_v.set_title(f"distance to the hard answer: {(out - hard).norm():.3f}")
+    ax_v.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+interactive_figure(draw_lookup, tau=[4.0, 2.0, 1.0, 0.5, 0.3, 0.1, 0.03, 0.01], initial={"tau": 1.0})
+
+# %% [markdown]
 # As $\tau$ falls, the largest weight goes to 1 and the soft answer converges to the hard one.
 # The gradient with respect to the query can first grow (a sharper softmax reacts more
 # strongly to a change of $q$), but it collapses once the softmax is saturated. The limit is exact but
@@ -1508,8 +1520,7 @@ temperature.map(lambda v: f"{v:.3g}")
 #
 # ### Show it: no gradient through argmax
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 q_hard = query.clone().requires_grad_(True)
 keys_hard = keys6.clone().requires_grad_(True)
 values_hard = values6.clone().requires_grad_(True)
@@ -1556,11 +1567,12 @@ print(f"weight on key {target}: {history[0]:.3f} at the start -> {history[-1]:.3
 print("the hard lookup now picks key", int((keys6 @ q_learn.detach()).argmax()))
 
 # %% [markdown]
-# <div class="admonition warning">
-# <p class="admonition-title">⚠️ Misconception: "soft means differentiable means the gradients are fine"</p>
+# <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>⚠️ Trap: "soft means differentiable means the gradients are fine"</strong></p>
 #
-# The learner's answer, "the QKV computation is a dictionary lookup whose accuracy is tuned by
-# gradients", is right. The trap is to think a softmax always gives useful gradients. It is
+# Not a mistake the learner made: their answer, "the QKV computation is a dictionary lookup
+# whose accuracy is tuned by gradients", is right. It is a trap that answer sits next to:
+# thinking a softmax always gives useful gradients. It is
 # differentiable everywhere, but near the hard limit its gradient is nearly zero (the
 # temperature table above). Differentiable is necessary for learning, not sufficient; the
 # $\sqrt{d_k}$ of Q3 exists to keep attention away from that limit.
@@ -1568,8 +1580,8 @@ print("the hard lookup now picks key", int((keys6 @ q_learn.detach()).argmax()))
 # </div>
 
 # %% [markdown]
-# <div class="admonition error">
-# <p class="admonition-title">✏️ Correction to the notes: what a hard lookup cannot learn</p>
+# <div class="admonition error course-box" style="border: 1px solid #c2410c; border-left: 6px solid #c2410c; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>✏️ Correction to the notes: what a hard lookup cannot learn</strong></p>
 #
 # The notes say that with a hard lookup "backpropagation is impossible, so it cannot be
 # trained". More precisely, the gradient does reach the *value* that was returned (the cell
@@ -1583,8 +1595,8 @@ print("the hard lookup now picks key", int((keys6 @ q_learn.detach()).argmax()))
 # %% [markdown]
 # ### Follow-ups
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: can we have hard choices and gradients?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: can we have hard choices and gradients?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -1601,8 +1613,8 @@ print("the hard lookup now picks key", int((keys6 @ q_learn.detach()).argmax()))
 #
 # </div>
 #
-# <div class="admonition tip">
-# <p class="admonition-title">Follow-up: what plays the role of the dictionary's contents in a transformer?</p>
+# <div class="admonition tip course-box" style="border: 1px solid #15803d; border-left: 6px solid #15803d; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
+# <p class="admonition-title"><strong>Follow-up: what plays the role of the dictionary's contents in a transformer?</strong></p>
 #
 # <details><summary>Answer</summary>
 #
@@ -1610,7 +1622,14 @@ print("the hard lookup now picks key", int((keys6 @ q_learn.detach()).argmax()))
 # at every layer, so the "dictionary" is rebuilt for every input. What is learned and stored
 # are the projections $W_Q$, $W_K$, $W_V$, that is, *how* to make queries, keys and values.
 # During generation the keys and values of past tokens do not change, which is why they can be
-# cached (the KV cache of Q21).
+# cached (the KV cache of L03-Q21).
+#
+# Differentiable key-value memories are older than the transformer: memory networks (Weston,
+# Chopra and Bordes, 2015; Sukhbaatar et al., 2015) and key-value memory networks (Miller et
+# al., 2016) stored facts as separate keys and values and read them with a softmax over
+# similarities. Inside a transformer, a *fixed* learned dictionary does exist too: Geva et al.
+# (2021) read the feed-forward layer as a key-value memory whose first matrix holds the keys
+# and whose second holds the values (the block chapter, L03-Q19).
 #
 # </details>
 #
@@ -1620,32 +1639,7 @@ print("the hard lookup now picks key", int((keys6 @ q_learn.detach()).argmax()))
 # ### Check yourself
 
 # %% tags=["remove-input"]
-display_quiz([
-    {
-        "question": "As the temperature τ of a soft lookup goes to 0, what happens?",
-        "type": "many_choice",
-        "answers": [
-            {"answer": "The weights tend to a one-hot vector on the best-matching key.", "correct": True,
-             "feedback": "Right (when the best key is unique)."},
-            {"answer": "The output tends to the hard lookup's answer.", "correct": True, "feedback": "Right."},
-            {"answer": "The gradient with respect to the query tends to 0.", "correct": True,
-             "feedback": "Right: the softmax saturates, as in Q3."},
-            {"answer": "The weights tend to uniform.", "correct": False,
-             "feedback": "That is τ → ∞."},
-        ],
-    },
-    {
-        "question": "In the hard lookup out = V[argmax(K q)], which tensors receive a gradient from the output?",
-        "type": "multiple_choice",
-        "answers": [
-            {"answer": "Only the selected row of V.", "correct": True,
-             "feedback": "Right: argmax returns an integer, so q and K are cut off."},
-            {"answer": "q, K and V.", "correct": False, "feedback": "argmax has no gradient path."},
-            {"answer": "Nothing at all.", "correct": False,
-             "feedback": "Indexing V is differentiable with respect to V: the selected row gets a gradient."},
-        ],
-    },
-])
+quiz("L03-Q6")
 
 # %% [markdown]
 # ## Build it yourself
@@ -1701,8 +1695,7 @@ check_attention(my_attention)
 # is next to the `attention` cell of Q1 and PyTorch's fused kernel, on a batch of 2 sequences
 # with 4 heads and a causal mask:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 B, H, T_demo, D = 2, 4, 8, 16
 q_b, k_b, v_b = (torch.randn(B, H, T_demo, D, device=device) for _ in range(3))
 mask_b = causal_mask(T_demo, device=device)
@@ -1736,4 +1729,34 @@ print("causal: output 0 depends only on token 0:",
 # - **Q6** Softmax is a smooth argmax: the soft lookup converges to the hard one as the
 #   temperature falls, and only the soft one lets gradients reach the query and the keys.
 #
-# Next: several heads side by side (Q7 to Q12).
+# Next: several heads side by side (L03-Q7 to Q12).
+#
+# ## References
+#
+# - Bahdanau, D., Cho, K., Bengio, Y. (2014). *Neural Machine Translation by Jointly Learning
+#   to Align and Translate*. arXiv:1409.0473.
+# - Graves, A. (2013). *Generating Sequences With Recurrent Neural Networks*. arXiv:1308.0850.
+#   (A learned soft attention window over the input, for handwriting synthesis.)
+# - Weston, J., Chopra, S., Bordes, A. (2015). *Memory Networks*. ICLR. arXiv:1410.3916.
+# - Sukhbaatar, S., Szlam, A., Weston, J., Fergus, R. (2015). *End-To-End Memory Networks*.
+#   NeurIPS. arXiv:1503.08895.
+# - Miller, A. et al. (2016). *Key-Value Memory Networks for Directly Reading Documents*.
+#   EMNLP. arXiv:1606.03126.
+# - Vaswani, A. et al. (2017). *Attention Is All You Need*. NeurIPS. arXiv:1706.03762.
+# - Devlin, J. et al. (2019). *BERT: Pre-training of Deep Bidirectional Transformers for
+#   Language Understanding*. NAACL. arXiv:1810.04805.
+# - Henry, A. et al. (2020). *Query-Key Normalization for Transformers*. Findings of EMNLP.
+#   arXiv:2010.04245.
+# - Geva, M., Schuster, R., Berant, J., Levy, O. (2021). *Transformer Feed-Forward Layers Are
+#   Key-Value Memories*. EMNLP. arXiv:2012.14913.
+# - Elhage, N. et al. (2021). *A Mathematical Framework for Transformer Circuits*. Transformer
+#   Circuits Thread (Anthropic).
+# - Olsson, C. et al. (2022). *In-context Learning and Induction Heads*. Transformer Circuits
+#   Thread (Anthropic). arXiv:2209.11895.
+# - Haviv, A., Ram, O., Press, O., Izsak, P., Levy, O. (2022). *Transformer Language Models
+#   without Positional Encodings Still Learn Positional Information*. Findings of EMNLP.
+#   arXiv:2203.16634.
+# - Yang, G. et al. (2022). *Tensor Programs V: Tuning Large Neural Networks via Zero-Shot
+#   Hyperparameter Transfer* (μP). arXiv:2203.03466.
+# - Dehghani, M. et al. (2023). *Scaling Vision Transformers to 22 Billion Parameters*. ICML.
+#   arXiv:2302.05442.

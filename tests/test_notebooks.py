@@ -8,7 +8,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.notebooks import ROOT, notebook_paths, repository_url, setup_cell_source
+from tools.course_map import HEADING
+from tools.notebooks import (
+    BOX_TITLES,
+    ROOT,
+    box_opening,
+    notebook_paths,
+    pip_spec,
+    repository_url,
+    setup_cell_source,
+)
 
 NOTEBOOKS = notebook_paths()
 CHAPTERS = [p for p in NOTEBOOKS if p.parent.name == "chapters"]
@@ -33,11 +42,79 @@ def test_first_code_cell_is_current_setup_cell(path: Path) -> None:
     )
 
 
-def test_setup_cell_installs_from_the_configured_repository() -> None:
+def test_setup_cell_installs_from_the_configured_repository_with_pip_only() -> None:
     url = repository_url()
     assert url.startswith("https://github.com/")
-    source = setup_cell_source(CHAPTERS[0])
-    assert f"git+{url}" in source and '"google.colab" in sys.modules' in source
+    chapter, lab = setup_cell_source(CHAPTERS[0]), setup_cell_source(ROOT / "labs" / "lab1.ipynb")
+    # an archive URL: pip installs it with no git on the machine
+    assert f"{url}/archive/refs/heads/" in pip_spec(CHAPTERS[0])
+    assert pip_spec(CHAPTERS[0]) in chapter and "google.colab" not in chapter
+    assert "[labs]" in lab and 'find_spec("otter")' in lab
+    assert "[labs]" not in chapter and "otter" not in chapter
+
+
+def _sections(path: Path) -> dict[str, str]:
+    """``{ID: text from its heading to the next ID heading}`` of a notebook."""
+    cells = _read(path).cells
+    sections: dict[str, str] = {}
+    current = None
+    for cell in cells:
+        match = HEADING.search(cell.source) if cell.cell_type == "markdown" else None
+        if match:
+            current = match.group(1)
+        if current:
+            sections[current] = sections.get(current, "") + "\n" + cell.source
+    return sections
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_every_question_section_follows_the_pattern(path: Path) -> None:
+    sections = _sections(path)
+    assert sections, f"{path.name}: no section headed '## <ID> · <question>'"
+    for qid, text in sections.items():
+        for what, needle in [
+            ("hints", "<details><summary>Hints</summary>"),
+            ("an answer box", f'<div class="course-answer" data-question="{qid}">'),
+            ("a collapsed answer", "<details><summary>Answer</summary>"),
+            ("a misconception or trap box", box_opening("warning")),
+            ("a follow-up box", box_opening("tip")),
+            ("its quiz", f'quiz("{qid}")'),
+        ]:
+            assert needle in text, f"{path.name}, {qid}: no {what} ({needle!r})"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_chapter_has_an_interactive_figure(path: Path) -> None:
+    code = [c.source for c in _read(path).cells if c.cell_type == "code"]
+    assert any("interactive_figure(" in source for source in code), (
+        f"{path.name}: the pattern asks for at least one interactive figure")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_boxes_have_a_frame_and_a_bold_labelled_title_everywhere(path: Path) -> None:
+    for cell in _read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        for match in re.finditer(r'<div class="admonition (\w+)', cell.source):
+            kind = match.group(1)
+            assert kind in BOX_TITLES, f"{path.name}: unknown box kind {kind!r}"
+            opening = box_opening(kind)
+            assert cell.source.startswith(opening, match.start()), (
+                f"{path.name}: a {kind} box does not open with tools.notebooks.box_opening: "
+                f"{cell.source[match.start():match.start() + 120]!r}")
+            title = cell.source[match.start() + len(opening):].split("</strong>")[0]
+            assert title.startswith(BOX_TITLES[kind]), (
+                f"{path.name}: a {kind} box's title must start with one of {BOX_TITLES[kind]}, "
+                f"got {title[:40]!r}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_nbval_markers_are_tags_not_visible_comments(path: Path) -> None:
+    for cell in _read(path).cells:
+        if cell.cell_type == "code":
+            assert "NBVAL_" not in cell.source, (
+                f"{path.name}: readers see an nbval comment; use the cell tag "
+                f"'nbval-check-output' instead: {cell.source[:60]!r}")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
