@@ -22,7 +22,11 @@ book: $(STAMP)
 	@echo "Website: _build/html/index.html"
 
 test: $(STAMP)
-	$(BIN)/ruff check utils tests tools benchmarks
+	$(BIN)/ruff check utils tests tools benchmarks _ext
+	@# The browser tests (tests/test_site.py) read the built website.
+	$(BIN)/jupyter-book build . -W --keep-going -q
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		echo "NOTE: Chromium not found: the browser tests of the website will be SKIPPED (apt-get install chromium)."
 	@# Two pytest workers, one thread each (kernels and graders inherit it): two cores, no
 	@# oversubscription, which would slow small-tensor code down many times over.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests chapters labs --nbval-lax --nbval-current-env --durations=15

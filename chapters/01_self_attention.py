@@ -446,6 +446,55 @@ for i, word in enumerate(sentence):
 # under the causal mask is only itself.)
 
 # %% [markdown]
+# ### Show it: a trained model learned the same head
+#
+# Nobody built the head above into a real model, yet trained models grow one. The course ships
+# a small character-level GPT (4 layers of 4 heads, trained for a few minutes on this course's
+# default corpus by `python -m tools.train_pretrained`). We score every head by the average
+# weight a position puts on the position just before it, over text the model did not train on.
+
+# %%
+from utils.attention_maps import attention_maps, previous_token_scores
+from utils.data import default_corpus, train_val_split
+from utils.pretrained import load_pretrained
+
+trained, char_tokenizer = load_pretrained()
+held_out = train_val_split(torch.tensor(char_tokenizer.encode(default_corpus())), 0.1)[1]
+windows = held_out[: 8 * 128].view(8, 128)  # eight windows of the model's context length
+prev_scores = previous_token_scores(trained, windows)  # (layers, heads)
+print("mean weight on the previous position (rows: layers, columns: heads):")
+print(pd.DataFrame(prev_scores.numpy(), index=[f"layer {i}" for i in range(prev_scores.shape[0])],
+                   columns=[f"head {j}" for j in range(prev_scores.shape[1])]).round(3).to_string())
+best_layer, best_head = divmod(int(prev_scores.argmax()), prev_scores.shape[1])
+print(f"best previous-token head: layer {best_layer}, head {best_head}")
+best_maps = attention_maps(trained, windows)[:, best_layer, best_head]  # (8, T, T)
+print("its mean weight on the position k steps back:",
+      {k: round(best_maps.diagonal(offset=-k, dim1=-2, dim2=-1).mean().item(), 3)
+       for k in range(4)})
+
+# %%
+phrase = "the cat sat on the mat"
+phrase_ids = torch.tensor(char_tokenizer.encode(phrase))
+trained_map = attention_maps(trained, phrase_ids)[best_layer, best_head]  # (T, T)
+_, hand_map = scaled_dot_product_attention(q_prev, k_prev, x_onehot @ W_V, mask=causal_mask(T),
+                                           return_weights=True)
+fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1, 2.2]})
+attention_heatmap(hand_map, sentence, sentence, ax=axes[0], title="built by hand (words)")
+attention_heatmap(trained_map, list(phrase), list(phrase), ax=axes[1],
+                  title=f"learned: layer {best_layer}, head {best_head} (characters)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The learned head puts the largest share of each row's weight one step left of the diagonal,
+# like the hand-built one, but not all of it: as the cell above measured, some weight stays on
+# the token itself and on the one two steps back. Training found a softer version of the same rule because nothing asked it for a
+# perfect one. Previous-token heads are common in trained transformers, and they are one half
+# of the *induction heads* that let a model copy a pattern it saw earlier in the context
+# (Olsson et al., 2022). This small model, trained for minutes, has no induction head yet;
+# the multi-head chapter looks at all its heads.
+
+# %% [markdown]
 # <div class="admonition warning course-box" style="border: 1px solid #d97706; border-left: 6px solid #d97706; border-radius: 4px; padding: 0.1em 1em; margin: 1em 0;">
 # <p class="admonition-title"><strong>⚠️ Misconception: "the query is the current token, the keys are the other tokens"</strong></p>
 #

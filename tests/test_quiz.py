@@ -82,17 +82,36 @@ def test_validate_quiz_names_the_problem(questions: list, problem: str) -> None:
     assert any(problem in p for p in validate_quiz(questions)), validate_quiz(questions)
 
 
+def _shown(monkeypatch: pytest.MonkeyPatch, quiz_id: str) -> list:
+    shown: list = []
+    monkeypatch.setattr(quiz_module, "display", shown.append)
+    quiz_module.quiz(quiz_id)
+    return shown
+
+
 def test_quiz_output_embeds_the_questions_for_the_website(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import jupyterquiz.dynamic.display as jq_display
-
-    shown: list = []
-    monkeypatch.setattr(jq_display, "display", shown.append)
-    quiz_module.quiz("L03-Q1")
-    script = "".join(str(obj.data) for obj in shown)
+    script = "".join(str(obj.data) for obj in _shown(monkeypatch, "L03-Q1"))
     for question in quiz_questions("L03-Q1"):
         # the questions travel inside the output (JSON in the script), so no kernel is needed
         assert question["answers"][0]["feedback"][:20] in script.replace("\\'", "'")
+
+
+def test_quiz_script_survives_a_page_where_mathjax_is_not_loaded_yet(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.display import HTML, Javascript
+
+    shown = _shown(monkeypatch, "L03-Q1")
+    assert [type(obj) for obj in shown] == [HTML, Javascript]
+    script = shown[1].data
+    assert "MathJax.version" in script, "jupyterquiz no longer reads MathJax.version: re-check"
+    unguarded = re.findall(r"MathJax\.version(?! \|\| \"0\")", script)
+    assert not unguarded, f"{len(unguarded)} unguarded MathJax.version reads"
+
+
+def test_guard_mathjax() -> None:
+    assert quiz_module.guard_mathjax("v = MathJax.version; if (v[0] == '3')") == (
+        'v = (MathJax.version || "0"); if (v[0] == \'3\')')
 
 
 def test_quiz_data_is_package_data() -> None:

@@ -166,7 +166,9 @@ class InteractiveFigure:
         """The live rendering: ipywidgets sliders that call ``plot`` again on every move."""
         import ipywidgets as widgets
 
-        image = widgets.Image(value=self.frames[self.frame_index(self.initial)], format="png")
+        first = self.frames[self.frame_index(self.initial)]
+        width = int.from_bytes(first[16:20], "big")  # the PNG header's width, in pixels
+        image = widgets.Image(value=first, format="png", layout=widgets.Layout(width=f"{width}px"))
         sliders = {
             name: widgets.SelectionSlider(options=[(_label(v), v) for v in values],
                                           value=self.initial[name], description=name,

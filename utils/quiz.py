@@ -9,9 +9,12 @@ on the website with no kernel.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from IPython.display import display
 
 QUIZ_TYPES = ("multiple_choice", "many_choice", "numeric")
 
@@ -84,8 +87,31 @@ def quiz_questions(quiz_id: str) -> list[dict[str, Any]]:
     return json.loads(json.dumps(quizzes[quiz_id]))
 
 
+def guard_mathjax(script: str) -> str:
+    """jupyterquiz's script with every ``MathJax.version`` read made safe before MathJax loads.
+
+    jupyterquiz reads ``MathJax.version[0]`` 500 ms after drawing a quiz and on each click.
+    On a page that loads MathJax with ``defer`` (the website), ``window.MathJax`` is only the
+    configuration object until then, so the read throws. ``"0"`` makes the quiz skip its own
+    typesetting; MathJax typesets the whole page, quizzes included, once it has loaded.
+    """
+    return re.sub(r"\bMathJax\.version\b", '(MathJax.version || "0")', script)
+
+
 def quiz(quiz_id: str, *, shuffle_answers: bool = True) -> None:
     """Display quiz ``quiz_id`` with jupyterquiz (static HTML/JS: works without a kernel)."""
-    from jupyterquiz import display_quiz
+    import jupyterquiz.dynamic.display as jupyterquiz_display
+    from IPython.display import Javascript
 
-    display_quiz(quiz_questions(quiz_id), shuffle_answers=shuffle_answers)
+    outputs: list[Any] = []
+    # jupyterquiz displays its HTML and its script itself: collect them, guard the script.
+    shown_by_jupyterquiz = jupyterquiz_display.display
+    jupyterquiz_display.display = outputs.append
+    try:
+        jupyterquiz_display.display_quiz(quiz_questions(quiz_id), shuffle_answers=shuffle_answers)
+    finally:
+        jupyterquiz_display.display = shown_by_jupyterquiz
+    for output in outputs:
+        if isinstance(output, Javascript):
+            output = Javascript(guard_mathjax(output.data))
+        display(output)
