@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils import checks
 from utils.checks import (
     CheckResult,
     check_attention,
@@ -434,7 +433,7 @@ def test_checker_bug_is_reported_not_raised(monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("internal")
 
-    monkeypatch.setattr(checks, "_run_check", broken)
+    monkeypatch.setattr("utils.checks.attention._run_check", broken)
     result = check_softmax(softmax_manual)
     failed(result, "The checker itself failed", "bug in the course")
 

@@ -12,6 +12,7 @@ from tools.course_map import HEADING
 from tools.notebooks import (
     BOX_TITLES,
     ROOT,
+    SETUP_MARKER,
     box_opening,
     notebook_paths,
     pip_spec,
@@ -40,6 +41,17 @@ def test_first_code_cell_is_current_setup_cell(path: Path) -> None:
         f"{path.name}: first code cell is not the current setup cell; "
         "run `python -m tools.notebooks stamp`"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_title_first_one_setup_cell_no_empty_code_cells(path: Path) -> None:
+    cells = _read(path).cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), (
+        f"{path.name}: the notebook must open with its title (a Markdown '# ...' cell)")
+    setups = [i for i, c in enumerate(cells) if c.source.startswith(SETUP_MARKER)]
+    assert len(setups) == 1, f"{path.name}: {len(setups)} setup cells (cells {setups})"
+    empty = [i for i, c in enumerate(cells) if c.cell_type == "code" and not c.source.strip()]
+    assert not empty, f"{path.name}: empty code cells at {empty}"
 
 
 def test_setup_cell_installs_from_the_configured_repository_with_pip_only() -> None:
