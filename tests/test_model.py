@@ -227,7 +227,7 @@ def test_loss_is_mean_cross_entropy_with_mask_and_ignore_index() -> None:
         (dict(n_kv_heads=3), "n_heads must be divisible by n_kv_heads, got n_heads=4"),
         (dict(norm="batchnorm"), "unknown norm='batchnorm'"),
         (dict(ffn="moe"), "unknown ffn='moe'"),
-        (dict(position="alibi"), "unknown position='alibi'"),
+        (dict(position="t5-bias"), "unknown position='t5-bias'"),
         (dict(norm_position="sandwich"), "unknown norm_position='sandwich'"),
         (dict(d_model=12, n_heads=4), "RoPE needs an even head_dim, got head_dim=3"),
     ],

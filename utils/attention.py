@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .positional import apply_rope_cos_sin, rope_cos_sin, rope_frequencies
+from .positional import alibi_bias, apply_rope_cos_sin, rope_cos_sin, rope_frequencies, rope_scaled
 
 # -----------------------------------------------------------------------------
 # Masks and the explicit formula
@@ -225,6 +225,13 @@ class MultiHeadAttention(nn.Module):
             kernels) when possible; False always runs the explicit formula.
         max_positions: Positions for which RoPE tables are precomputed; later positions are
             computed on the fly.
+        rope_interleaved: Rotate neighbouring feature pairs ``(2i, 2i + 1)`` (GPT-J, original
+            Llama) instead of ``(i, i + D/2)`` (MiniMind, Hugging Face Llama).
+        rope_scaling: None, ``"linear"`` (position interpolation) or ``"ntk"``; see
+            :func:`~utils.positional.rope_scaled`.
+        rope_scaling_factor: The factor of ``rope_scaling``.
+        alibi: Add the ALiBi distance penalty of :func:`~utils.positional.alibi_bias` to the
+            scores of every call (the explicit path runs then).
 
     Raises:
         ValueError: If ``d_model`` is not divisible by ``n_heads``, ``n_heads`` not by
@@ -241,6 +248,10 @@ class MultiHeadAttention(nn.Module):
         rope_theta: float | None = None,
         use_fused: bool = True,
         max_positions: int = 2048,
+        rope_interleaved: bool = False,
+        rope_scaling: str | None = None,
+        rope_scaling_factor: float = 1.0,
+        alibi: bool = False,
     ) -> None:
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
@@ -258,6 +269,9 @@ class MultiHeadAttention(nn.Module):
         self.n_rep = n_heads // n_kv_heads  # query heads per kv head
         self.dropout = dropout
         self.rope_theta = rope_theta
+        self.rope_interleaved = rope_interleaved
+        self.rope_scaling, self.rope_scaling_factor = rope_scaling, rope_scaling_factor
+        self.alibi = alibi
         self.use_fused = use_fused
 
         self.q_proj = nn.Linear(d_model, n_heads * self.head_dim, bias=bias)
@@ -268,10 +282,16 @@ class MultiHeadAttention(nn.Module):
 
         if rope_theta is not None:
             rope_frequencies(self.head_dim, rope_theta)  # raises on an odd head_dim
-            cos, sin = rope_cos_sin(torch.arange(max_positions), self.head_dim, rope_theta)
+            cos, sin = self._rope_tables(torch.arange(max_positions))
             # non-persistent: derived from rope_theta, so keep them out of checkpoints
             self.register_buffer("rope_cos", cos, persistent=False)  # (P, hs)
             self.register_buffer("rope_sin", sin, persistent=False)  # (P, hs)
+
+    def _rope_tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        assert self.rope_theta is not None
+        positions, theta = rope_scaled(positions, self.head_dim, self.rope_theta,
+                                       self.rope_scaling, self.rope_scaling_factor)
+        return rope_cos_sin(positions, self.head_dim, theta, self.rope_interleaved)
 
     def _rope(self, x: Tensor, start_pos: int) -> Tensor:
         # x (B, h, T, hs) holds absolute positions start_pos .. start_pos + T - 1
@@ -279,9 +299,8 @@ class MultiHeadAttention(nn.Module):
         if end <= self.rope_cos.shape[0]:
             cos, sin = self.rope_cos[start_pos:end], self.rope_sin[start_pos:end]
         else:  # past the precomputed table, e.g. long generation with a cache
-            positions = torch.arange(start_pos, end, device=x.device)
-            cos, sin = rope_cos_sin(positions, self.head_dim, self.rope_theta)
-        return apply_rope_cos_sin(x, cos, sin)
+            cos, sin = self._rope_tables(torch.arange(start_pos, end, device=x.device))
+        return apply_rope_cos_sin(x, cos, sin, self.rope_interleaved)
 
     def forward(
         self,
@@ -305,7 +324,8 @@ class MultiHeadAttention(nn.Module):
             layer_idx: Which layer of ``cache`` this is.
             start_pos: Absolute position of ``x[:, 0]`` (used by RoPE); equals the cache
                 length before this call when decoding with a cache.
-            alibi: Optional additive bias broadcastable to ``(B, n_heads, T, Tk)``.
+            alibi: Optional additive bias broadcastable to ``(B, n_heads, T, Tk)``; when the
+                layer was built with ``alibi=True`` and none is given, the ALiBi bias is used.
             return_weights: Also return the attention weights ``(B, n_heads, T, Tk)``.
 
         Returns:
@@ -328,6 +348,9 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.update(layer_idx, k, v)  # (B, nkv, Tk, hs), Tk = cached + T
         Tk = k.shape[-2]
         k, v = repeat_kv(k, self.n_rep), repeat_kv(v, self.n_rep)  # (B, nh, Tk, hs)
+        if self.alibi and alibi is None:
+            # the last T of the Tk positions are the queries, so a cache needs no offset
+            alibi = alibi_bias(nh, T, Tk).to(device=x.device, dtype=q.dtype)  # (nh, T, Tk)
 
         if mask is not None:
             _check_mask(mask, torch.Size((B, self.n_heads, T, Tk)))

@@ -28,7 +28,8 @@ _CHOICES = {
     "ffn": ("swiglu", "gelu", "relu"),
     "norm": ("rmsnorm", "layernorm"),
     "norm_position": ("pre", "post"),
-    "position": ("rope", "learned", "sinusoidal", "none"),
+    "position": ("rope", "learned", "sinusoidal", "alibi", "none"),
+    "rope_scaling": (None, "linear", "ntk"),
 }
 
 
@@ -55,8 +56,11 @@ class GPTConfig:
     ffn: Literal["swiglu", "gelu", "relu"] = "swiglu"
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_position: Literal["pre", "post"] = "pre"
-    position: Literal["rope", "learned", "sinusoidal", "none"] = "rope"
+    position: Literal["rope", "learned", "sinusoidal", "alibi", "none"] = "rope"
     rope_theta: float = 1e6
+    rope_interleaved: bool = False
+    rope_scaling: Literal["linear", "ntk"] | None = None
+    rope_scaling_factor: float = 1.0
     residual: bool = True
     dropout: float = 0.0
     tie_embeddings: bool = True
@@ -92,6 +96,8 @@ class GPTConfig:
                 self.d_ff = 64 * math.ceil(8 * self.d_model / 3 / 64)
             else:
                 self.d_ff = 4 * self.d_model
+        if not self.rope_scaling_factor >= 1.0:
+            raise ValueError(f"rope_scaling_factor must be >= 1, got {self.rope_scaling_factor}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -248,6 +254,10 @@ class Block(nn.Module):
             rope_theta=config.rope_theta if config.position == "rope" else None,
             use_fused=config.use_fused_attention,
             max_positions=config.context_length,
+            rope_interleaved=config.rope_interleaved,
+            rope_scaling=config.rope_scaling,
+            rope_scaling_factor=config.rope_scaling_factor,
+            alibi=config.position == "alibi",
         )
         self.norm2 = _make_norm(config)
         assert config.d_ff is not None  # set by GPTConfig.__post_init__

@@ -8,6 +8,10 @@ classic answers, in historical order:
 2. learned absolute positions (GPT-2),
 3. rotary position embeddings, RoPE, applied to queries and keys (Su et al., 2021; Llama, MiniMind),
 4. ALiBi, a linear distance penalty added to the attention scores (Press et al., 2022).
+
+RoPE comes in two layouts (rotate-half pairs ``(i, i + D/2)`` and interleaved pairs
+``(2i, 2i + 1)``) and with two rules for stretching a trained context (position interpolation
+and "NTK-aware" base scaling), see :func:`apply_rope` and :func:`rope_scaled`.
 """
 
 from __future__ import annotations
@@ -114,7 +118,47 @@ def rope_frequencies(head_dim: int, theta: float = 10000.0) -> Tensor:
     return (1.0 / theta**exponents).float()
 
 
-def rope_cos_sin(positions: Tensor, head_dim: int, theta: float = 10000.0) -> tuple[Tensor, Tensor]:
+ROPE_SCALINGS = (None, "linear", "ntk")
+
+
+def rope_scaled(
+    positions: Tensor, head_dim: int, theta: float, scaling: str | None = None, factor: float = 1.0
+) -> tuple[Tensor, float]:
+    """Positions and base after a context-extension rule for RoPE.
+
+    - ``"linear"``, position interpolation (Chen et al., 2023): positions are divided by
+      ``factor``, so ``factor`` times more positions fit into the trained range of angles.
+    - ``"ntk"``, "NTK-aware" scaling (bloc97, 2023): the base becomes
+      ``theta * factor**(head_dim / (head_dim - 2))``; the fastest pair keeps its frequency and
+      the slowest one is slowed down by exactly ``factor``.
+
+    Args:
+        positions: Tensor of shape ``(T,)``.
+        head_dim: Size of one attention head.
+        theta: RoPE base.
+        scaling: None (no change), ``"linear"`` or ``"ntk"``.
+        factor: How many times longer than the training context to reach; ``>= 1``.
+
+    Returns:
+        ``(positions, theta)`` to use instead of the inputs (positions float64 if changed).
+
+    Raises:
+        ValueError: If ``scaling`` is unknown or ``factor < 1``.
+    """
+    if scaling not in ROPE_SCALINGS:
+        raise ValueError(f"unknown RoPE scaling {scaling!r}; choose from {ROPE_SCALINGS}")
+    if not factor >= 1.0:
+        raise ValueError(f"the scaling factor must be >= 1, got {factor}")
+    if scaling == "linear":
+        return positions.to(torch.float64) / factor, theta
+    if scaling == "ntk" and head_dim > 2:
+        return positions, theta * factor ** (head_dim / (head_dim - 2))
+    return positions, theta
+
+
+def rope_cos_sin(
+    positions: Tensor, head_dim: int, theta: float = 10000.0, interleaved: bool = False
+) -> tuple[Tensor, Tensor]:
     """Cosine and sine tables for :func:`apply_rope_cos_sin`.
 
     Computing the tables once and slicing them (as :class:`~utils.attention.MultiHeadAttention`
@@ -124,15 +168,20 @@ def rope_cos_sin(positions: Tensor, head_dim: int, theta: float = 10000.0) -> tu
         positions: Tensor of shape ``(T,)``, integer or float.
         head_dim: Size of one attention head; must be even.
         theta: RoPE base.
+        interleaved: Build the tables for the interleaved layout (pairs ``(2i, 2i + 1)``).
 
     Returns:
-        ``(cos, sin)``, each float32 of shape ``(T, head_dim)``; the second half of the columns
-        repeats the first, matching the rotate-half layout.
+        ``(cos, sin)``, each float32 of shape ``(T, head_dim)``. In the rotate-half layout the
+        second half of the columns repeats the first; interleaved, each angle appears twice in a
+        row (columns ``2i`` and ``2i + 1``).
     """
     inv_freq = rope_frequencies(head_dim, theta).to(positions.device)
     # float64 angles: position 30000 times frequency 1 must keep its fractional part
     angles = positions.to(torch.float64).unsqueeze(-1) * inv_freq.double()  # (T, D/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (T, D)
+    if interleaved:
+        angles = angles.repeat_interleave(2, dim=-1)  # (T, D): a0 a0 a1 a1 ...
+    else:
+        angles = torch.cat([angles, angles], dim=-1)  # (T, D): a0 a1 ... a0 a1 ...
     return angles.cos().float(), angles.sin().float()
 
 
@@ -142,23 +191,39 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat([-x2, x1], dim=-1)
 
 
-def apply_rope_cos_sin(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+def _rotate_pairs(x: Tensor) -> Tensor:
+    # the same multiplication by i for neighbouring pairs: (x0, x1, x2, x3) -> (-x1, x0, -x3, x2)
+    pairs = x.unflatten(-1, (-1, 2))  # (..., D/2, 2)
+    return torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
+
+
+def apply_rope_cos_sin(x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool = False) -> Tensor:
     """Rotate ``x`` with precomputed tables from :func:`rope_cos_sin`.
 
     Args:
         x: Tensor of shape ``(..., T, head_dim)``.
         cos: Tensor broadcastable to ``x``, usually ``(T, head_dim)``.
         sin: Same shape as ``cos``.
+        interleaved: Pairs are ``(2i, 2i + 1)`` (GPT-J, original Llama) instead of
+            ``(i, i + D/2)``; the tables must have been built with the same layout.
 
     Returns:
         Tensor with the shape and dtype of ``x``.
     """
     # in the tables' float32 even under bf16 autocast, then back to x's dtype for the matmuls
-    rotated = x * cos + _rotate_half(x) * sin
+    turned = _rotate_pairs(x) if interleaved else _rotate_half(x)
+    rotated = x * cos + turned * sin
     return rotated.to(x.dtype)
 
 
-def apply_rope(x: Tensor, positions: Tensor, theta: float = 10000.0) -> Tensor:
+def apply_rope(
+    x: Tensor,
+    positions: Tensor,
+    theta: float = 10000.0,
+    interleaved: bool = False,
+    scaling: str | None = None,
+    factor: float = 1.0,
+) -> Tensor:
     """Apply rotary position embeddings (rotate-half convention of Llama and MiniMind).
 
     Feature pairs ``(x[..., i], x[..., i + D/2])`` are rotated by the angle
@@ -169,19 +234,26 @@ def apply_rope(x: Tensor, positions: Tensor, theta: float = 10000.0) -> Tensor:
         x: Tensor of shape ``(..., T, head_dim)`` with ``head_dim`` even.
         positions: Tensor of shape ``(T,)``, integer or float.
         theta: RoPE base.
+        interleaved: Rotate neighbouring pairs ``(x[..., 2i], x[..., 2i + 1])`` instead (the
+            layout of GPT-J and of the original Llama checkpoints).
+        scaling: None, ``"linear"`` or ``"ntk"``: a context-extension rule, see
+            :func:`rope_scaled`.
+        factor: The factor of that rule.
 
     Returns:
         Tensor with the shape and dtype of ``x``.
 
     Raises:
-        ValueError: If ``head_dim`` is odd or ``positions`` does not have ``T`` entries.
+        ValueError: If ``head_dim`` is odd, ``positions`` does not have ``T`` entries, or the
+            scaling is invalid.
     """
     if positions.ndim != 1 or positions.shape[0] != x.shape[-2]:
         raise ValueError(
             f"positions must have shape (T,) = ({x.shape[-2]},), got {tuple(positions.shape)}"
         )
-    cos, sin = rope_cos_sin(positions.to(x.device), x.shape[-1], theta)
-    return apply_rope_cos_sin(x, cos, sin)
+    positions, theta = rope_scaled(positions.to(x.device), x.shape[-1], theta, scaling, factor)
+    cos, sin = rope_cos_sin(positions, x.shape[-1], theta, interleaved)
+    return apply_rope_cos_sin(x, cos, sin, interleaved)
 
 
 # -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,11 @@ def load_pretrained_file(path: str | Path, device: torch.device | str | None = N
     weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
     model.load_state_dict(weights)
     model.to(get_device("cpu" if device is None else str(device))).eval()
-    return Pretrained(model, tokenizer, config, state["info"])
+    info = dict(state["info"])
+    # GPTConfig fields added after training take their defaults, which is how the model was
+    # trained: the record shows the complete configuration
+    info["gpt_config"] = {**asdict(config), **info.get("gpt_config", {})}
+    return Pretrained(model, tokenizer, config, info)
 
 
 def load_pretrained(
