@@ -1,4 +1,5 @@
-"""Back-of-the-envelope accounting: parameters, FLOPs, KV-cache and activation memory.
+"""Back-of-the-envelope accounting: parameters, FLOPs, KV-cache and activation memory,
+training state, arithmetic intensity (roofline) and cost per token.
 
 Conventions:
 
@@ -222,3 +223,118 @@ def activation_memory_bytes(
     lm_head = p * sb * h + p * sb * dims["V"]
     return {"norms": norms, "attention": attention, "ffn": ffn, "per_layer": per_layer,
             "lm_head": lm_head, "total": dims["L"] * per_layer + lm_head}
+
+
+def training_state_bytes(
+    n_params: int,
+    weight_bytes: int = 2,
+    grad_bytes: int = 2,
+    master_bytes: int = 4,
+    optimizer_bytes: int = 8,
+) -> dict[str, int]:
+    """Memory that a training run with AdamW keeps for every parameter, whatever the batch.
+
+    The defaults are mixed-precision training as in Rajbhandari et al. (2020), "ZeRO": bf16
+    weights and gradients, an fp32 master copy of the weights, and AdamW's two fp32 moments
+    ``m`` and ``v``: ``2 + 2 + 4 + 8 = 16`` bytes per parameter. Plain fp32 training is
+    ``weight_bytes=4, grad_bytes=4, master_bytes=0``, which is 16 bytes too. Activations
+    come on top (:func:`activation_memory_bytes`).
+
+    Args:
+        n_params: Number of parameters ``N``.
+        weight_bytes: Bytes per weight used in the forward pass.
+        grad_bytes: Bytes per gradient.
+        master_bytes: Bytes per master copy of a weight (0 when there is none).
+        optimizer_bytes: Optimizer state per parameter (AdamW in fp32: 8; SGD: 0).
+
+    Returns:
+        Dict with keys ``weights``, ``gradients``, ``master_weights``, ``optimizer`` and
+        ``total``, in bytes.
+
+    Raises:
+        ValueError: If a count is negative.
+    """
+    sizes = {"weights": weight_bytes, "gradients": grad_bytes, "master_weights": master_bytes,
+             "optimizer": optimizer_bytes}
+    if n_params < 0 or min(sizes.values()) < 0:
+        raise ValueError(f"need n_params >= 0 and byte counts >= 0, got {n_params}, {sizes}")
+    out = {key: n_params * size for key, size in sizes.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+def matmul_intensity(m: int, k: int, n: int, bytes_per_value: int = 2) -> float:
+    """Arithmetic intensity of ``(m, k) @ (k, n)``: FLOPs per byte of memory traffic.
+
+    ``2 m k n`` FLOPs over the bytes of reading both inputs once and writing the output
+    once, ``p (m k + k n + m n)``. This is the best case (every value moves exactly once);
+    a real kernel moves at least that much.
+
+    Args:
+        m, k, n: The sizes of the product.
+        bytes_per_value: 2 for bf16/fp16, 4 for fp32.
+
+    Returns:
+        FLOPs per byte.
+
+    Raises:
+        ValueError: If a size is not positive.
+    """
+    if min(m, k, n, bytes_per_value) < 1:
+        raise ValueError(f"sizes and bytes_per_value must be >= 1, got "
+                         f"{(m, k, n, bytes_per_value)}")
+    return 2 * m * k * n / (bytes_per_value * (m * k + k * n + m * n))
+
+
+def roofline_flops(intensity: float, peak_flops: float, bandwidth: float) -> float:
+    """Attainable FLOP/s of a kernel on the roofline model (Williams et al., 2009).
+
+    ``min(peak_flops, intensity * bandwidth)``: below the *ridge point*
+    ``peak_flops / bandwidth`` a kernel is memory-bound, above it compute-bound.
+
+    Args:
+        intensity: FLOPs per byte moved.
+        peak_flops: The machine's peak, FLOP/s.
+        bandwidth: The machine's memory bandwidth, bytes/s.
+
+    Returns:
+        FLOP/s.
+
+    Raises:
+        ValueError: If an argument is negative or the machine's figures are not positive.
+    """
+    if intensity < 0 or peak_flops <= 0 or bandwidth <= 0:
+        raise ValueError(f"need intensity >= 0 and positive peak and bandwidth, got "
+                         f"{intensity}, {peak_flops}, {bandwidth}")
+    return min(peak_flops, intensity * bandwidth)
+
+
+def cost_per_million_tokens(
+    flops_per_token: float, peak_flops: float, utilisation: float, dollars_per_hour: float
+) -> float:
+    """Dollars per million tokens of compute-bound work on one accelerator.
+
+    ``1e6 * flops_per_token / (peak_flops * utilisation)`` seconds, priced at
+    ``dollars_per_hour / 3600`` per second. Use ``2 N`` FLOPs per token for inference and
+    ``6 N`` for training (:func:`flops_per_token`). Memory-bound decoding at a small batch
+    costs more than this (see the challenges chapter).
+
+    Args:
+        flops_per_token: FLOPs per token.
+        peak_flops: Peak FLOP/s of the accelerator.
+        utilisation: Achieved fraction of the peak (model-FLOPs utilisation), in (0, 1].
+        dollars_per_hour: Price of one accelerator for one hour.
+
+    Returns:
+        Dollars per million tokens.
+
+    Raises:
+        ValueError: If utilisation is not in (0, 1] or another argument is not positive.
+    """
+    if not 0 < utilisation <= 1:
+        raise ValueError(f"utilisation must be in (0, 1], got {utilisation}")
+    if flops_per_token <= 0 or peak_flops <= 0 or dollars_per_hour < 0:
+        raise ValueError(f"need positive flops_per_token and peak_flops and a price >= 0, got "
+                         f"{flops_per_token}, {peak_flops}, {dollars_per_hour}")
+    seconds = 1e6 * flops_per_token / (peak_flops * utilisation)
+    return seconds * dollars_per_hour / 3600
