@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, Locator, Page, Playwright, Route, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from site_browser import (
@@ -62,6 +63,7 @@ CHROMIUM = find_chromium()
 SITE = site_dir()
 PAGES = toc_pages()
 CHAPTER = "chapters/01_self_attention.html"
+CHAPTER_PAGES = [page for page in PAGES if page.startswith("chapters/")]
 ANSWER_IDS = [f"L03-Q{n}" for n in range(1, 7)]
 MAX_FIGURE_FRAMES = 64
 
@@ -433,11 +435,13 @@ def _slider_positions(slider: Locator) -> list[str]:
     return [f"{low + i * step:g}" for i in range(count)]
 
 
-def test_interactive_figures_respond_without_kernel(site: SiteBrowser) -> None:
-    page, _ = site.open(CHAPTER)
+@pytest.mark.parametrize("path", CHAPTER_PAGES)
+def test_interactive_figures_respond_without_kernel(site: SiteBrowser, path: str) -> None:
+    page, _ = site.open(path)
     figures = page.locator("div.course-figure")
-    assert figures.count() >= 2, (f"{CHAPTER}: {figures.count()} interactive figure(s) "
-                                  f"(div.course-figure), expected at least 2")
+    least = 2 if path == CHAPTER else 1  # the pilot has two; every chapter has at least one
+    assert figures.count() >= least, (f"{path}: {figures.count()} interactive figure(s) "
+                                      f"(div.course-figure), expected at least {least}")
 
     failures: list[str] = []
     for f in range(figures.count()):
@@ -491,10 +495,31 @@ def test_interactive_figures_respond_without_kernel(site: SiteBrowser) -> None:
                 failures.append(f"{name}: positions {combination} and {frames[state['src']]} "
                                 f"show the same image")
             frames[state["src"]] = combination
-    assert not failures, f"{CHAPTER}: interactive figures:\n  " + "\n  ".join(failures)
+    assert not failures, f"{path}: interactive figures:\n  " + "\n  ".join(failures)
 
 
 # --------------------------------------------------------------------------- 5. answer boxes
+
+
+def _mapped_ids(path: str) -> list[str]:
+    """The question IDs course_map.yml maps to the chapter page ``path``."""
+    course_map = yaml.safe_load((REPO_ROOT / "course_map.yml").read_text(encoding="utf-8"))
+    for chapter in course_map["chapters"]:
+        if f"{chapter['file']}.html" == path:
+            return sorted(chapter["questions"])
+    return []
+
+
+@pytest.mark.parametrize("path", CHAPTER_PAGES)
+def test_every_question_of_a_chapter_has_an_answer_box(site: SiteBrowser, path: str) -> None:
+    page, _ = site.open(path)
+    places = page.locator("div.course-answer").evaluate_all(
+        "els => els.map(e => [e.dataset.question || '', e.querySelectorAll('textarea').length])")
+    assert sorted(q for q, _ in places) == _mapped_ids(path), (
+        f"{path}: answer boxes for {sorted(q for q, _ in places)}, the course map has "
+        f"{_mapped_ids(path)}")
+    assert all(boxes == 1 for _, boxes in places), f"{path}: a place without its text box"
+
 
 
 def _answer_box(page: Page, question: str) -> Locator:
