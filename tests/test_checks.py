@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from check_results import failed, text
 
 from utils.checks import (
-    CheckResult,
     check_attention,
     check_causal_mask,
     check_multihead_split,
@@ -262,18 +262,6 @@ ALL = pytest.mark.parametrize("ex", EXERCISES.values(), ids=EXERCISES.keys())
 
 
 
-def text(result: CheckResult) -> str:
-    return "\n".join(result.messages)
-
-
-def failed(result: CheckResult, *fragments: str) -> str:
-    """Assert the result failed and mentions every fragment; return its text."""
-    assert isinstance(result, CheckResult)
-    assert not result.passed, text(result)
-    body = text(result)
-    for fragment in fragments:
-        assert fragment in body, f"{fragment!r} not in:\n{body}"
-    return body
 
 
 @ALL

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from check_results import failed, text
 
-from utils.checks import CheckResult, check_alibi
+from utils.checks import check_alibi
 from utils.positional import alibi_bias
 
 # ------------------------------------------------------------------------------------------
@@ -75,17 +76,6 @@ def raising(scores):
     return torch.zeros(2, 3) @ torch.zeros(4, 5)  # the reader's faulty line
 
 
-def text(result: CheckResult) -> str:
-    return "\n".join(result.messages)
-
-
-def failed(result: CheckResult, *fragments: str) -> str:
-    assert isinstance(result, CheckResult)
-    assert not result.passed, text(result)
-    body = text(result)
-    for fragment in fragments:
-        assert fragment in body, f"{fragment!r} not in:\n{body}"
-    return body
 
 
 FIRST = "Case '(H, T, T) = (4, 5, 5)'"
