@@ -74,7 +74,8 @@ def _course_ready():
 
 
 if not _course_ready():
-    print(f"Installing the course package: pip install {_spec!r} (once, about a minute)")
+    _where = "Google Colab" if "google.colab" in sys.modules else "this machine"
+    print(f"Installing the course package on {_where}: pip install {_spec!r} (once, ~1 min)")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", _spec], check=True)
     importlib.invalidate_caches()
     _course_ready()
