@@ -39,6 +39,7 @@ from .attention import (
     check_multihead_split,
     check_softmax,
 )
+from .big_picture import check_top_k_gates
 from .block import check_block
 from .core import CheckResult, answered
 from .efficiency import check_tiled_attention
@@ -63,5 +64,6 @@ __all__ = [
     "check_rope",
     "check_softmax",
     "check_tiled_attention",
+    "check_top_k_gates",
     "check_top_p",
 ]
