@@ -45,6 +45,7 @@ from .core import CheckResult, answered
 from .efficiency import check_tiled_attention
 from .generation import check_top_p
 from .position import check_alibi, check_rope
+from .scaling import check_power_law_fit
 from .tokens import check_masked_loss
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "check_masked_loss",
     "check_multihead_attention",
     "check_multihead_split",
+    "check_power_law_fit",
     "check_roofline_time",
     "check_rope",
     "check_softmax",
