@@ -44,6 +44,7 @@ from .block import check_block
 from .core import CheckResult, answered
 from .efficiency import check_tiled_attention
 from .generation import check_top_p
+from .inference import check_min_p
 from .position import check_alibi, check_rope
 from .scaling import check_power_law_fit
 from .tokens import check_masked_loss
@@ -59,6 +60,7 @@ __all__ = [
     "check_checkpointed_training_bytes",
     "check_cost_per_million",
     "check_masked_loss",
+    "check_min_p",
     "check_multihead_attention",
     "check_multihead_split",
     "check_power_law_fit",
