@@ -49,6 +49,7 @@ def check_block_flops(fn: Callable[[int, int, int], float]) -> CheckResult:
                            hint="Add up 2 m k n for every matmul of the block."))
     return _run_number_check("check_block_flops", fn, cases, "fn(seq_len, d_model, d_ff)")
 
+
 @_never_raises
 def check_checkpointed_training_bytes(fn: Callable[[int, int, int, int], float]) -> CheckResult:
     """Check ``fn(n_params, n_layers, n_tokens, d_model)``: the memory floor of training.
@@ -87,6 +88,7 @@ def check_checkpointed_training_bytes(fn: Callable[[int, int, int, int], float])
     return _run_number_check("check_checkpointed_training_bytes", fn, cases,
                              "fn(n_params, n_layers, n_tokens, d_model)")
 
+
 @_never_raises
 def check_roofline_time(fn: Callable[[float, float, float, float], float]) -> CheckResult:
     """Check ``fn(flops, bytes_moved, peak_flops, bandwidth)``: a kernel's roofline time.
@@ -124,6 +126,7 @@ def check_roofline_time(fn: Callable[[float, float, float, float], float]) -> Ch
                            " memory traffic needs."))
     return _run_number_check("check_roofline_time", fn, cases,
                              "fn(flops, bytes_moved, peak_flops, bandwidth)")
+
 
 @_never_raises
 def check_cost_per_million(fn: Callable[[float, float, float, float], float]) -> CheckResult:

@@ -85,6 +85,7 @@ def check_attention(fn: Callable[..., Tensor]) -> CheckResult:
         ))
     return _run_check("check_attention", fn, cases, "fn(q, k, v, mask=None)")
 
+
 @_never_raises
 def check_causal_mask(fn: Callable[[int], Tensor]) -> CheckResult:
     """Check ``fn(n) -> mask``: a ``(n, n)`` bool tensor, True where query i may attend key j.
@@ -112,6 +113,7 @@ def check_causal_mask(fn: Callable[[int], Tensor]) -> CheckResult:
             ],
         ))
     return _run_check("check_causal_mask", fn, cases, "fn(n)")
+
 
 @_never_raises
 def check_softmax(fn: Callable[..., Tensor]) -> CheckResult:
@@ -155,6 +157,7 @@ def check_softmax(fn: Callable[..., Tensor]) -> CheckResult:
         ))
     return _run_check("check_softmax", fn, cases, "fn(x, dim=-1)")
 
+
 @_never_raises
 def check_multihead_split(fn: Callable[[Tensor, int], Tensor]) -> CheckResult:
     """Check ``fn(x, n_heads)``: ``(B, T, C) -> (B, n_heads, T, C // n_heads)``.
@@ -184,6 +187,7 @@ def check_multihead_split(fn: Callable[[Tensor, int], Tensor]) -> CheckResult:
             shape_hints={(B, T, H, D): "Almost there: now swap the T and head dims."},
         ))
     return _run_check("check_multihead_split", fn, cases, "fn(x, n_heads)")
+
 
 def _multihead_ref(
     x: Tensor,
@@ -215,6 +219,7 @@ def _multihead_ref(
     y = y.reshape(B, n_heads, T, D) if split == "reshape" else y.transpose(1, 2)
     y = y.reshape(B, T, C)
     return (y if w_o is None else y @ w_o.double()).to(x.dtype)
+
 
 @_never_raises
 def check_multihead_attention(fn: Callable[..., Tensor]) -> CheckResult:

@@ -29,6 +29,7 @@ class _BlockPart:
     def __repr__(self) -> str:
         return f"<{self.name}>"
 
+
 def _block_parts(g: torch.Generator, C: int) -> dict[str, _BlockPart]:
     """attn (causal running mean, then a matrix), ffn (ReLU MLP), two RMS norms with gains."""
     w_attn, w1, w2 = _randn(g, C, C, scale=C**-0.5), _randn(g, C, 2 * C), _randn(g, 2 * C, C)
@@ -49,6 +50,7 @@ def _block_parts(g: torch.Generator, C: int) -> dict[str, _BlockPart]:
             "ffn": _BlockPart("ffn: a fixed ReLU MLP", ffn),
             "norm1": _BlockPart("norm1: an RMSNorm with its own gain", norm(gains[0])),
             "norm2": _BlockPart("norm2: an RMSNorm with another gain", norm(gains[1]))}
+
 
 @_never_raises
 def check_block(fn: Callable[..., Tensor]) -> CheckResult:

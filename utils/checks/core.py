@@ -18,6 +18,7 @@ from torch import Tensor
 
 _SEED = 1234
 
+
 @dataclass
 class CheckResult:
     """The outcome of one checker; displays itself in notebooks and terminals.
@@ -61,6 +62,7 @@ class CheckResult:
             f"{html.escape(head)}</div>{body}</div>"
         )
 
+
 @dataclass
 class _Case:
     """One reference case: call ``fn(*args.values(), **kwargs)`` and compare with ``expected``.
@@ -78,6 +80,7 @@ class _Case:
     hint: str = ""
     mistakes: list[tuple[Tensor, str]] = field(default_factory=list)
     shape_hints: dict[tuple[int, ...], str] = field(default_factory=dict)
+
 
 def _never_raises(checker: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
     """A bug in a checker must not break the reader's notebook: report it instead."""
@@ -97,6 +100,7 @@ def _never_raises(checker: Callable[..., CheckResult]) -> Callable[..., CheckRes
             )
 
     return wrapper
+
 
 def _run_check(name: str, fn: Any, cases: list[_Case], call: str) -> CheckResult:
     """Run ``fn`` on every case and summarise: all passed, or the first failure in detail."""
@@ -121,19 +125,28 @@ def _run_check(name: str, fn: Any, cases: list[_Case], call: str) -> CheckResult
         messages.append(f"Also failing: {others}. Fix the first case, then run the check again.")
     return CheckResult(name, False, messages)
 
+
+def _call_reader(fn: Callable[..., Any], args: dict, kwargs: dict, case: _Case,
+                 call: str) -> tuple[Any, list[str]]:
+    """Call the reader's function: ``(output, [])``, or ``(None, problems)`` if it cannot be
+    called with these arguments or raises."""
+    bind_error = _signature_problem(fn, args, kwargs)
+    if bind_error is not None:
+        return None, [f"Your function cannot be called as {call}: {bind_error}."]
+    try:
+        return fn(*args.values(), **kwargs), []
+    except Exception as exc:
+        return None, _describe_exception(exc) + ([f"Hint: {case.hint}"] if case.hint else [])
+
+
 def _run_case(fn: Callable[..., Any], case: _Case, call: str) -> list[str]:
     """Problems found in one case (empty list = passed)."""
     # The reader's function gets copies, so the originals stay pristine for the in-place check.
     args = {k: _clone(v) for k, v in case.args.items()}
     kwargs = {k: _clone(v) for k, v in case.kwargs.items()}
-    bind_error = _signature_problem(fn, args, kwargs)
-    if bind_error is not None:
-        return [f"Your function cannot be called as {call}: {bind_error}."]
-    try:
-        out = fn(*args.values(), **kwargs)
-    except Exception as exc:
-        problems = _describe_exception(exc)
-        return problems + ([f"Hint: {case.hint}"] if case.hint else [])
+    out, call_problems = _call_reader(fn, args, kwargs, case, call)
+    if call_problems:
+        return call_problems
 
     problems = []
     for arg_name, value in {**args, **kwargs}.items():
@@ -153,6 +166,7 @@ def _run_case(fn: Callable[..., Any], case: _Case, call: str) -> list[str]:
     if compare_problems and (hint or case.hint):
         problems.append(f"Hint: {hint or case.hint}")
     return problems
+
 
 def _compare(out: Any, case: _Case) -> tuple[list[str], str | None]:
     """Compare the reader's output with the expected one: (problems, specific hint or None)."""
@@ -191,6 +205,7 @@ def _compare(out: Any, case: _Case) -> tuple[list[str], str | None]:
     hint = next((h for wrong, h in case.mistakes if _matches(out, wrong, case)), None)
     return problems, hint
 
+
 def _value_problems(out: Tensor, expected: Tensor, case: _Case) -> list[str]:
     """Wrong entries of a bool mask; NaN/Inf; or the largest error beyond the tolerance."""
     if expected.dtype == torch.bool:
@@ -222,6 +237,7 @@ def _value_problems(out: Tensor, expected: Tensor, case: _Case) -> list[str]:
         f" {float(out[idx]):.4g}{tolerance}."
     ]
 
+
 def _matches(out: Tensor, reference: Tensor, case: _Case) -> bool:
     if out.shape != reference.shape or out.dtype != reference.dtype:
         return False
@@ -229,16 +245,20 @@ def _matches(out: Tensor, reference: Tensor, case: _Case) -> bool:
         return bool(torch.equal(out, reference))
     return bool(torch.allclose(out, reference, rtol=case.rtol, atol=case.atol, equal_nan=True))
 
+
 def _all_args(case: _Case) -> dict[str, Any]:
     return {**case.args, **case.kwargs}
 
+
 def _clone(value: Any) -> Any:
     return value.clone() if isinstance(value, Tensor) else value
+
 
 def _same_tensor(original: Tensor, now: Tensor) -> bool:
     if original.shape != now.shape or original.dtype != now.dtype:
         return False
     return bool(torch.equal(original, now))
+
 
 def _signature_problem(fn: Callable[..., Any], args: dict, kwargs: dict) -> str | None:
     """Why ``fn`` cannot take these arguments, or None (also None when it can't be inspected)."""
@@ -252,6 +272,7 @@ def _signature_problem(fn: Callable[..., Any], args: dict, kwargs: dict) -> str 
         return str(exc)
     return None
 
+
 def _not_callable(name: str, fn: Any, call: str) -> list[str]:
     messages = [f"This checker needs your function, but got {_type_name(fn)}."]
     if fn is None:
@@ -263,6 +284,7 @@ def _not_callable(name: str, fn: Any, call: str) -> list[str]:
         )
     return messages
 
+
 def _describe_non_tensor(out: Any) -> str:
     if isinstance(out, (tuple, list)):
         return (
@@ -273,6 +295,7 @@ def _describe_non_tensor(out: Any) -> str:
     if type(out).__module__.startswith("numpy"):
         message += " Stay in torch: torch.from_numpy converts an array, but torch ops are simpler."
     return message
+
 
 def _describe_exception(exc: Exception) -> list[str]:
     """The exception's type and message, and the line of the reader's code that raised it."""
@@ -290,11 +313,13 @@ def _describe_exception(exc: Exception) -> list[str]:
         messages.append(f"It happened at {where}" + (f":\n    {line}" if line else "."))
     return messages
 
+
 def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(torch.__file__)]
     roots += [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
     return tuple(os.path.abspath(root) + os.sep for root in roots)
+
 
 def _reader_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame outside the checker, torch and the standard library: the reader's."""
@@ -303,6 +328,7 @@ def _reader_frame(exc: BaseException) -> traceback.FrameSummary | None:
         if not os.path.abspath(frame.filename).startswith(roots):
             return frame
     return None
+
 
 def _location(filename: str) -> str:
     """'Cell In[3]' for a notebook cell (IPython >= 8), else the file's base name."""
@@ -318,6 +344,7 @@ def _location(filename: str) -> str:
         pass
     return os.path.basename(filename)
 
+
 def _type_name(obj: Any) -> str:
     cls = type(obj)
     if obj is None:
@@ -326,6 +353,7 @@ def _type_name(obj: Any) -> str:
         f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
     )
     return ("an " if name[0] in "aeiou" else "a ") + name
+
 
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
@@ -336,21 +364,27 @@ def _describe(value: Any) -> str:
         return text
     return f"= {value!r}"
 
+
 def _shape(t: Tensor) -> str:
     return str(tuple(t.shape))
+
 
 def _first_index(mask: Tensor) -> tuple[int, ...]:
     return tuple(int(i) for i in mask.nonzero()[0])
 
+
 def _at(index: tuple[int, ...]) -> str:
     return "out[" + ", ".join(map(str, index)) + "]"
+
 
 def _randn(g: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
     return torch.randn(*shape, generator=g) * scale
 
+
 def _generator() -> torch.Generator:
     # A private generator: checking must not change the reader's global random state.
     return torch.Generator().manual_seed(_SEED)
+
 
 def _attention_ref(
     q: Tensor,
@@ -369,10 +403,12 @@ def _attention_ref(
     weights = _softmax_ref(scores, dim)
     return (weights @ v.double()).to(q.dtype)
 
+
 def _softmax_ref(x: Tensor, dim: int) -> Tensor:
     x64 = x.double()
     e = torch.exp(x64 - x64.amax(dim=dim, keepdim=True))
     return (e / e.sum(dim=dim, keepdim=True)).to(x.dtype)
+
 
 def answered(*values: Any) -> bool:
     """True once no value is None or ``...`` (a lab's placeholder): demo cells wait on it.
@@ -382,16 +418,13 @@ def answered(*values: Any) -> bool:
     """
     return all(v is not None and v is not Ellipsis for v in values)
 
+
 def _number_case_problems(fn: Callable[..., Any], case: _Case, call: str) -> list[str]:
     """Problems found in one case of a number-valued exercise (empty list = passed)."""
     args, kwargs = dict(case.args), dict(case.kwargs)
-    bind_error = _signature_problem(fn, args, kwargs)
-    if bind_error is not None:
-        return [f"Your function cannot be called as {call}: {bind_error}."]
-    try:
-        out = fn(*args.values(), **kwargs)
-    except Exception as exc:
-        return _describe_exception(exc) + ([f"Hint: {case.hint}"] if case.hint else [])
+    out, call_problems = _call_reader(fn, args, kwargs, case, call)
+    if call_problems:
+        return call_problems
     if out is None:
         return ["Your function returned None. Did you forget the return statement?"]
     if isinstance(out, Tensor):
@@ -416,6 +449,7 @@ def _number_case_problems(fn: Callable[..., Any], case: _Case, call: str) -> lis
         problems.append(f"Hint: {hint or case.hint}")
     return problems
 
+
 def _run_number_check(name: str, fn: Any, cases: list[_Case], call: str) -> CheckResult:
     """Like ``_run_check``, for exercises whose answer is a single number."""
     if not callable(fn):
@@ -435,6 +469,7 @@ def _run_number_check(name: str, fn: Any, cases: list[_Case], call: str) -> Chec
         others = ", ".join(f"'{c.name}'" for c, _ in failures[1:])
         messages.append(f"Also failing: {others}. Fix the first case, then run the check again.")
     return CheckResult(name, False, messages)
+
 
 def _number(value: float) -> Tensor:
     return torch.tensor(float(value), dtype=torch.float64)

@@ -48,6 +48,7 @@ def _tiled_ref(
         m = m_new
     return (acc / total if normalise else acc).to(q.dtype)
 
+
 def _full_score_shapes(fn: Callable[..., Any], args: dict[str, Any]) -> list[tuple[int, ...]]:
     """Shapes of every tensor ``fn`` creates whose last two dims are (Tq, Tk) or (Tk, Tq)."""
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -68,6 +69,7 @@ def _full_score_shapes(fn: Callable[..., Any], args: dict[str, Any]) -> list[tup
     with _Recorder():
         fn(*(_clone(v) for v in args.values()))
     return found
+
 
 @_never_raises
 def check_tiled_attention(fn: Callable[..., Tensor]) -> CheckResult:

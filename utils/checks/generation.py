@@ -29,6 +29,7 @@ def _top_p_ref(probs: Tensor, p: float) -> Tensor:
             break
     return keep
 
+
 @_never_raises
 def check_top_p(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
     """Check ``fn(probs, p) -> keep``: the nucleus (top-p) mask over a ``(V,)`` distribution.

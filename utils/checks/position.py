@@ -40,6 +40,7 @@ def _rope_ref(
         out = torch.cat([z.real, z.imag], dim=-1)
     return out.to(x.dtype)
 
+
 @_never_raises
 def check_rope(fn: Callable[[Tensor, Tensor], Tensor]) -> CheckResult:
     """Check ``fn(x, positions)``: RoPE in the rotate-half convention, theta = 10000.
@@ -87,6 +88,7 @@ def check_rope(fn: Callable[[Tensor, Tensor], Tensor]) -> CheckResult:
         ))
     return _run_check("check_rope", fn, cases, "fn(x, positions)")
 
+
 def _alibi_ref(
     scores: Tensor, *, sign: float = 1.0, symmetric: bool = False, reverse: bool = False,
     exponent: Callable[[int, int], float] | None = None, offset: bool = True,
@@ -106,6 +108,7 @@ def _alibi_ref(
     distance = distance.abs() if symmetric else distance.clamp(min=0)
     bias = -sign * slopes[:, None, None] * distance  # (H, Tq, Tk)
     return ((scores.double() + bias) if add else bias.expand(scores.shape)).to(scores.dtype)
+
 
 @_never_raises
 def check_alibi(fn: Callable[[Tensor], Tensor]) -> CheckResult:

@@ -31,6 +31,7 @@ def _masked_loss_ref(logits: Tensor, targets: Tensor, loss_mask: Tensor,
         out = (nll * weight).sum()
     return out.to(logits.dtype)
 
+
 @_never_raises
 def check_masked_loss(fn: Callable[..., Tensor]) -> CheckResult:
     """Check ``fn(logits, targets, loss_mask) -> loss``, the masked next-token loss.
