@@ -76,7 +76,6 @@ if not _course_ready():
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -1023,25 +1022,7 @@ quiz("L03-Q3")
 # times depend on your hardware; the slopes should not.
 
 # %%
-def best_time(fn, *args, min_total=0.1, max_repeat=20):
-    """Best time of fn(*args) in seconds over repeats, after one warm-up call.
-
-    CPU: CPU time of this thread (robust to other programs); GPU: wall clock after a sync.
-    """
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()  # GPU kernels run asynchronously: wait for them
-    clock = time.thread_time if device.type == "cpu" else time.perf_counter
-    fn(*args)
-    sync()
-    best, total, repeats = float("inf"), 0.0, 0
-    while total < min_total and repeats < max_repeat:
-        start = clock()
-        fn(*args)
-        sync()
-        elapsed = clock() - start
-        best, total, repeats = min(best, elapsed), total + elapsed, repeats + 1
-    return best
+from utils.timing import best_time  # best of repeats: thread CPU time, or synced wall clock
 
 
 def projections(x):
@@ -1063,6 +1044,7 @@ d = 256
 W_q, W_k, W_v, W_o = (torch.randn(d, d, device=device) / math.sqrt(d) for _ in range(4))
 threads = torch.get_num_threads()
 torch.set_num_threads(1)  # one thread: thread_time then measures all of the work
+repeats = {"min_total": 0.1, "max_repeat": 20}  # up to 20 runs or 0.1 s of measured time
 rows = []
 try:
     for n in [256, 512, 1024, 2048, 4096]:
@@ -1070,9 +1052,11 @@ try:
         q_n, k_n, v_n = x_n @ W_q, x_n @ W_k, x_n @ W_v
         rows.append({
             "n": n,
-            "projections (s)": best_time(projections, x_n),
-            "quadratic part (s)": best_time(quadratic_part, q_n, k_n, v_n),
-            "quadratic, blocked (s)": best_time(quadratic_part_blocked, q_n, k_n, v_n),
+            "projections (s)": best_time(lambda: projections(x_n), device, **repeats),
+            "quadratic part (s)": best_time(lambda: quadratic_part(q_n, k_n, v_n), device,
+                                            **repeats),
+            "quadratic, blocked (s)": best_time(lambda: quadratic_part_blocked(q_n, k_n, v_n),
+                                                device, **repeats),
             "n×n weights (MiB)": n * n * q_n.element_size() / 2**20,
             "128×n weights (MiB)": min(n, 128) * n * q_n.element_size() / 2**20,
         })

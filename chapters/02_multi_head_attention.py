@@ -961,20 +961,7 @@ print("split_heads is a view of the same memory:",
       split_heads(q_t, 16).data_ptr() == q_t.data_ptr())
 
 # %%
-def time_call(fn, *args, min_time=0.15):
-    """Median seconds per call: repeat until min_time has passed (after one warm-up call)."""
-    fn(*args)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    times = []
-    while sum(times) < min_time or len(times) < 3:
-        start = time.perf_counter()
-        fn(*args)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
+from utils.timing import best_time  # best of repeats: thread CPU time, or synced wall clock
 
 lengths = [16, 64, 256, 1024] + ([4096] if device.type == "cuda" else [])
 rows = []
@@ -982,7 +969,7 @@ for T_len in lengths:
     qkv = [torch.randn(1, T_len, 256, device=device) for _ in range(3)]
     row = {"T": T_len}
     for name, fn in [("loop over heads", heads_loop), ("batched", heads_batched), ("fused", heads_fused)]:
-        row[name + " (ms)"] = 1e3 * time_call(fn, *qkv, 16)
+        row[name + " (ms)"] = 1e3 * best_time(lambda: fn(*qkv, 16), device, min_total=0.15)
     rows.append(row)
 timing = pd.DataFrame(rows).set_index("T")
 timing["loop / batched"] = timing["loop over heads (ms)"] / timing["batched (ms)"]

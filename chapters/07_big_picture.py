@@ -600,17 +600,7 @@ with torch.no_grad():
 # We report microseconds per token; the numbers depend on your machine.
 
 # %%
-def time_it(fn, reps: int = 3) -> float:
-    fn()  # warm-up
-    if ON_GPU:
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if ON_GPU:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / reps
-
+from utils.timing import best_time  # best of repeats: thread CPU time, or synced wall clock
 
 width, n_tok = 128, 4096
 dense_ffn = MLP(width, 4 * width).to(device)
@@ -626,9 +616,12 @@ def per_token_branch(x: torch.Tensor) -> torch.Tensor:
 
 with torch.no_grad():
     per_tok = {
-        "dense FFN, one matmul": time_it(lambda: dense_ffn(x_big)) / n_tok,
-        "per-token branch": time_it(lambda: per_token_branch(x_big[:256]), reps=1) / 256,
-        "MoE, grouped by expert": time_it(lambda: moe_ffn(x_big)) / n_tok,
+        "dense FFN, one matmul": best_time(lambda: dense_ffn(x_big), device,
+                                           max_repeat=3) / n_tok,
+        "per-token branch": best_time(lambda: per_token_branch(x_big[:256]), device,
+                                      max_repeat=1) / 256,
+        "MoE, grouped by expert": best_time(lambda: moe_ffn(x_big), device,
+                                            max_repeat=3) / n_tok,
     }
 for name, t in per_tok.items():
     print(f"{name:<24} {1e6 * t:8.2f} µs per token   ({t / per_tok['dense FFN, one matmul']:.1f}x dense)")

@@ -948,22 +948,10 @@ print(f"one-hot input: {one_hot.numel() * 4 / 1e6:.1f} MB for {tokens.numel()} t
       f"(ids: {tokens.numel() * 8 / 1e3:.1f} kB)")
 
 # %%
-def best_time(fn, repeats=5):
-    """Smallest wall time of a few calls, in milliseconds."""
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return min(times)
+from utils.timing import best_time  # best of repeats: thread CPU time, or synced wall clock
 
-
-t_matmul = best_time(lambda: F.one_hot(tokens, V_mm).float() @ W)
-t_lookup = best_time(lambda: W[tokens])
+t_matmul = 1e3 * best_time(lambda: F.one_hot(tokens, V_mm).float() @ W, device, max_repeat=5)
+t_lookup = 1e3 * best_time(lambda: W[tokens], device, max_repeat=5)
 print(f"one-hot matmul {t_matmul:.2f} ms, lookup {t_lookup:.3f} ms: "
       f"the lookup is about {t_matmul / t_lookup:.0f}x faster here (timings vary by machine)")
 
