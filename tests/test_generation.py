@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from utils.generation import generate, sample_next_token, top_k_filter, top_p_filter
-from utils.model import GPTConfig, TinyGPT
 
 # -----------------------------------------------------------------------------
 # filters
@@ -119,19 +119,6 @@ def test_sample_next_token_rejects_bad_arguments() -> None:
 
 # -----------------------------------------------------------------------------
 # generation
-
-
-def tiny_model(**overrides: object) -> TinyGPT:
-    fields: dict[str, object] = dict(
-        vocab_size=13, context_length=16, d_model=32, n_layers=2, n_heads=4
-    )
-    fields.update(overrides)
-    torch.manual_seed(0)
-    model = TinyGPT(GPTConfig(**fields))  # type: ignore[arg-type]
-    with torch.no_grad():  # sharper logits than the 0.02 init, so greedy paths differ per prompt
-        for p in model.parameters():
-            p.mul_(20.0)
-    return model.eval()
 
 
 @pytest.mark.parametrize(

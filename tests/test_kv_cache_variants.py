@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from utils.attention import KVCache, dequantize_int8, quantize_int8
 from utils.generation import generate
-from utils.model import GPTConfig, TinyGPT
+from utils.model import TinyGPT
 from utils.paged_cache import BlockPool, PagedKVCache
 
 
-def tiny_model(dtype: torch.dtype = torch.float64, **overrides: object) -> TinyGPT:
-    fields: dict[str, object] = dict(
-        vocab_size=13, context_length=16, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2
-    )
-    fields.update(overrides)
-    torch.manual_seed(0)
-    model = TinyGPT(GPTConfig(**fields))  # type: ignore[arg-type]
-    with torch.no_grad():  # sharper logits than the 0.02 init, so greedy paths differ per prompt
-        for p in model.parameters():
-            p.mul_(20.0)
-    return model.to(dtype).eval()
+def gqa_model(dtype: torch.dtype = torch.float64, **overrides: object) -> TinyGPT:
+    """The shared tiny model with grouped-query attention (2 KV heads), float64 by default."""
+    return tiny_model(dtype, **{"n_kv_heads": 2, **overrides})
 
 
 PROMPT = torch.randint(0, 13, (2, 4), generator=torch.Generator().manual_seed(1))
@@ -40,7 +33,7 @@ def make_cache(kind: str, n_layers: int):
 @pytest.mark.parametrize("kind", ["grow", "prealloc", "paged"])
 @pytest.mark.parametrize("overrides", [dict(), dict(n_kv_heads=1), dict(position="learned")])
 def test_every_cache_generates_the_uncached_tokens(kind: str, overrides: dict) -> None:
-    model = tiny_model(**overrides)
+    model = gqa_model(**overrides)
     # 4 + 20 tokens: past the 16-token context, so the cache is reset and rebuilt too
     uncached = generate(model, PROMPT, 20, temperature=0.0, use_cache=False)
     cached = generate(model, PROMPT, 20, temperature=0.0, cache=make_cache(kind, 2))
@@ -50,7 +43,7 @@ def test_every_cache_generates_the_uncached_tokens(kind: str, overrides: dict) -
 
 @pytest.mark.parametrize("kind", ["grow", "prealloc", "paged"])
 def test_cached_logits_equal_full_pass_logits(kind: str) -> None:
-    model = tiny_model()
+    model = gqa_model()
     idx = torch.randint(0, 13, (2, 11), generator=torch.Generator().manual_seed(2))
     full, _ = model(idx)
     cache = make_cache(kind, 2)
@@ -64,7 +57,7 @@ def test_cached_logits_equal_full_pass_logits(kind: str) -> None:
 
 
 def test_preallocated_cache_does_not_reallocate_per_step() -> None:
-    model = tiny_model()
+    model = gqa_model()
     grow = KVCache(2)
     generate(model, PROMPT, 11, temperature=0.0, cache=grow)  # 15 tokens, inside the context
     # doubling: one allocation per layer for the prompt (capacity 16) and none after that
@@ -100,7 +93,7 @@ def test_int8_round_trip_error_is_at_most_half_a_step() -> None:
 
 @torch.no_grad()
 def test_int8_cache_logits_within_tolerance_and_a_quarter_of_the_fp32_bytes() -> None:
-    model = tiny_model(torch.float32)
+    model = gqa_model(torch.float32)
     idx = torch.randint(0, 13, (2, 12), generator=torch.Generator().manual_seed(3))
     full, _ = model(idx)
     plain, q8 = KVCache(2), KVCache(2, quantize="int8")
@@ -116,14 +109,14 @@ def test_int8_cache_logits_within_tolerance_and_a_quarter_of_the_fp32_bytes() ->
 
 
 def test_int8_cache_greedy_tokens_match_on_a_sharp_model() -> None:
-    model = tiny_model(torch.float32)
+    model = gqa_model(torch.float32)
     uncached = generate(model, PROMPT, 10, temperature=0.0, use_cache=False)
     q8 = generate(model, PROMPT, 10, temperature=0.0, cache=KVCache(2, quantize="int8"))
     assert float((q8 == uncached).float().mean()) >= 0.9
 
 
 def test_paged_cache_allocates_blocks_lazily_and_returns_them() -> None:
-    model = tiny_model()
+    model = gqa_model()
     pool = BlockPool(2, n_blocks=10, block_size=4)
     cache = PagedKVCache(pool)
     model(PROMPT[:, :3], cache=cache)  # 3 steps: one block per sequence
@@ -140,7 +133,7 @@ def test_paged_cache_allocates_blocks_lazily_and_returns_them() -> None:
 
 
 def test_forked_caches_share_the_prefix_and_copy_on_write() -> None:
-    model = tiny_model()
+    model = gqa_model()
     prompt = PROMPT[:1, :4]  # 4 steps fill one block of 3 and a third of the next
     pool = BlockPool(2, n_blocks=8, block_size=3)
     a = PagedKVCache(pool)

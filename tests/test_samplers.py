@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from utils.generation import (
     apply_repetition_penalty,
@@ -13,7 +14,6 @@ from utils.generation import (
     min_p_filter,
     sample_next_token,
 )
-from utils.model import GPTConfig, TinyGPT
 
 
 def brute_min_p(logits: list[float], min_p: float) -> set[int]:
@@ -77,13 +77,9 @@ def test_sample_next_token_with_min_p_and_penalty() -> None:
 
 
 def test_generate_with_penalty_repeats_less() -> None:
-    torch.manual_seed(0)
-    model = TinyGPT(GPTConfig(vocab_size=13, context_length=32, d_model=32, n_layers=2, n_heads=4))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(20.0)
+    model = tiny_model(context_length=32)
     prompt = torch.zeros(1, 1, dtype=torch.long)
-    plain = generate(model.eval(), prompt, 30, temperature=0.0)
+    plain = generate(model, prompt, 30, temperature=0.0)
     penalised = generate(model, prompt, 30, temperature=0.0, repetition_penalty=3.0)
     assert len(set(penalised[0].tolist())) > len(set(plain[0].tolist()))
     cached = generate(model, prompt, 30, temperature=0.0, repetition_penalty=3.0)
