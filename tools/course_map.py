@@ -105,8 +105,8 @@ def render(chapters: list[dict[str, Any]]) -> str:
         for qid, title in chapter["questions"].items():
             text = title.replace("|", "\\|")
             if chapter["status"] == "written":
-                where = f"[Chapter {number}]({chapter['file']}.ipynb#{anchor(qid, title)})"
-                question = f"[{text}]({chapter['file']}.ipynb#{anchor(qid, title)})"
+                link = f"({chapter['file']}.ipynb#{anchor(qid, title)})"
+                where, question = f"[Chapter {number}]{link}", f"[{text}]{link}"
             else:
                 where = f"Chapter {number}, {chapter['title']} (to come)"
                 question = text

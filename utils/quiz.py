@@ -8,6 +8,7 @@ on the website with no kernel.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from functools import cache
@@ -84,7 +85,7 @@ def quiz_questions(quiz_id: str) -> list[dict[str, Any]]:
         prefix = quiz_id.split("-")[0]
         near = sorted(k for k in quizzes if k.startswith(prefix)) or sorted(quizzes)
         raise KeyError(f"no quiz with ID {quiz_id!r}; known IDs: {', '.join(near)}")
-    return json.loads(json.dumps(quizzes[quiz_id]))
+    return copy.deepcopy(quizzes[quiz_id])
 
 
 def guard_mathjax(script: str) -> str:
