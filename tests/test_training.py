@@ -8,10 +8,13 @@ import matplotlib
 import pytest
 import torch
 
+from utils import training
 from utils.data import CharTokenizer, default_corpus, train_val_split
 from utils.model import GPTConfig, TinyGPT
+from utils.schedules import make_schedule
 from utils.training import (
     TrainConfig,
+    accumulate_gradients,
     clip_grad_norm,
     evaluate,
     load_checkpoint,
@@ -208,6 +211,13 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path) -> None:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
 
 
+def test_checkpoint_functions_live_in_utils_checkpoint() -> None:
+    from utils import checkpoint
+
+    assert training.save_checkpoint is checkpoint.save_checkpoint
+    assert training.load_checkpoint is checkpoint.load_checkpoint
+
+
 def test_save_and_load_checkpoint(tmp_path) -> None:
     model = _tiny_model()
     opt = make_optimizer(model, 1e-3)
@@ -230,7 +240,8 @@ def test_train_bad_inputs() -> None:
     with pytest.raises(ValueError, match="max_steps"):
         TrainConfig(max_steps=0)
     with pytest.raises(ValueError, match="dtype"):
-        TrainConfig(dtype="float16")
+        TrainConfig(dtype="float8")
+    assert TrainConfig(dtype="float16").dtype == "float16"
     with pytest.raises(ValueError, match="min_lr"):
         TrainConfig(max_lr=1e-4, min_lr=1e-3)
     with pytest.raises(ValueError, match="grad_clip"):
@@ -246,6 +257,131 @@ def test_train_bad_inputs() -> None:
         train(model, torch.arange(100), torch.arange(100),
               TrainConfig(max_steps=1, warmup_steps=0, block_size=16, device="no-such-device",
                           progress=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# token-weighted accumulation
+
+
+def _padded_documents(lengths: list[int], width: int, vocab: int = 32):
+    """One (1, width) micro-batch per document: real tokens, then targets of -100."""
+    g = torch.Generator().manual_seed(3)
+    batches = []
+    for n in lengths:
+        ids = torch.randint(vocab, (width + 1,), generator=g)
+        x, y = ids[:-1].clone()[None], ids[1:].clone()[None]
+        y[0, n:] = -100
+        batches.append((x, y))
+    return batches
+
+
+def test_accumulate_gradients_equals_the_big_batch_with_unequal_token_counts() -> None:
+    micro = _padded_documents([16, 3, 9, 1], width=16)
+    model = _tiny_model()
+    x = torch.cat([m[0] for m in micro])
+    y = torch.cat([m[1] for m in micro])
+    _, loss = model(x, y)  # reference: one batch, mean over its real tokens
+    loss.backward()
+    big = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+
+    mean = accumulate_gradients(model, micro)
+    assert mean.item() == pytest.approx(loss.item(), rel=1e-5)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, big[n], rtol=1e-4, atol=1e-6, msg=n)
+
+    # the shortcut loss / k weights the 1-token document like the 16-token one: wrong here
+    model.zero_grad()
+    for xm, ym in micro:
+        (model(xm, ym)[1] / len(micro)).backward()
+    name = "blocks.0.attn.q_proj.weight"
+    assert not torch.allclose(dict(model.named_parameters())[name].grad, big[name], rtol=1e-2)
+
+
+def test_accumulate_gradients_bad_inputs() -> None:
+    model = _tiny_model()
+    with pytest.raises(ValueError, match="at least one"):
+        accumulate_gradients(model, [])
+    x = torch.zeros(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="no real tokens"):
+        accumulate_gradients(model, [(x, torch.full((1, 4), -100))])
+
+
+# ---------------------------------------------------------------------------------------------
+# schedules and mixed precision inside the trainer
+
+
+def test_train_follows_a_given_schedule() -> None:
+    data = _random_stream()
+    schedule = make_schedule("wsd", max_lr=2e-3, min_lr=0.0, warmup_steps=2, max_steps=8,
+                             decay_fraction=0.25)
+    history = train(_tiny_model(), data, data,
+                    TrainConfig(max_steps=8, batch_size=2, block_size=16, eval_interval=8,
+                                warmup_steps=2, eval_steps=1, device="cpu", progress=False),
+                    schedule=schedule)
+    assert history["lr"] == pytest.approx([schedule(s) for s in range(8)])
+    assert history["lr"][5] == 2e-3 and history["lr"][-1] == pytest.approx(1e-3)
+
+
+def _one_step(dtype: str, **overrides) -> tuple[dict, TinyGPT]:
+    model = _tiny_model()
+    fields = dict(max_steps=1, batch_size=4, block_size=16, eval_interval=1, eval_steps=1,
+                  device="cpu", progress=False, warmup_steps=0, dtype=dtype)
+    fields.update(overrides)
+    return train(model, _random_stream(), _random_stream(), TrainConfig(**fields)), model
+
+
+def test_fp16_unscales_before_clipping() -> None:
+    # the recorded norm is that of the true gradients: as in float32, not 65536 times larger
+    h32, _ = _one_step("float32")
+    h16, _ = _one_step("float16")
+    assert h16["grad_norm"][0] == pytest.approx(h32["grad_norm"][0], rel=2e-2)
+    assert h16["skipped"] == [False] and h32["skipped"] == [False]
+    assert h16["train_loss"][0] == pytest.approx(h32["train_loss"][0], rel=1e-2)
+
+
+def test_fp16_skips_a_step_whose_gradients_overflow(monkeypatch) -> None:
+    # a loss scale of 2**40 makes the fp16 gradients overflow to inf: the step must be skipped
+    # (weights untouched, weight decay included) and the scale halved
+    created = []
+
+    def huge_scaler(device, precision):
+        scaler = torch.amp.GradScaler(torch.device(device).type, init_scale=2.0**40)
+        created.append(scaler)
+        return scaler
+
+    monkeypatch.setattr(training, "make_grad_scaler", huge_scaler)
+    before = {n: p.detach().clone() for n, p in _tiny_model().named_parameters()}
+    history, model = _one_step("float16")
+    assert history["skipped"] == [True]
+    assert not math.isfinite(history["grad_norm"][0])
+    for n, p in model.named_parameters():
+        assert torch.equal(p.detach(), before[n]), n
+    assert created[0].get_scale() == 2.0**39
+
+    # with the default scale the same step is taken
+    monkeypatch.undo()
+    history, model = _one_step("float16")
+    assert history["skipped"] == [False]
+    assert any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters())
+
+
+def test_fp16_resume_restores_the_scaler(tmp_path) -> None:
+    data = _random_stream()
+    common = dict(batch_size=2, block_size=16, max_lr=3e-3, min_lr=3e-4, warmup_steps=1,
+                  lr_decay_steps=6, eval_interval=3, eval_steps=1, device="cpu",
+                  progress=False, dtype="float16")
+    full_model = _tiny_model()
+    full = train(full_model, data, data, TrainConfig(max_steps=6, **common))
+    path = tmp_path / "fp16.pt"
+    train(_tiny_model(), data, data, TrainConfig(max_steps=3, checkpoint_path=path, **common))
+    assert "scaler" in load_checkpoint(path, _tiny_model())["extra"]
+    resumed_model = _tiny_model()
+    resumed = train(resumed_model, data, data,
+                    TrainConfig(max_steps=6, checkpoint_path=path, **common))
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-5)
+    for a, b in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------------------------

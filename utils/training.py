@@ -1,26 +1,31 @@
 """A small, complete training loop in the spirit of nanoGPT's ``train.py``.
 
-AdamW with weight decay on matrices only, linear warmup then cosine decay, gradient
-accumulation, gradient clipping, bf16 autocast on CUDA, periodic evaluation, and checkpoints
-that resume exactly where training stopped.
+AdamW with weight decay on matrices only, linear warmup then cosine decay (or any schedule of
+:mod:`utils.schedules`), gradient accumulation, gradient clipping, mixed precision on CUDA
+(bf16, or fp16 with a gradient scaler on GPUs without native bf16, see
+:mod:`utils.precision`), periodic evaluation, and checkpoints that resume exactly where
+training stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, is_dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.data import get_batch
 from utils.device import get_device
+from utils.precision import autocast, make_grad_scaler, select_precision
+from utils.schedules import cosine_lr
 
 _TORCH_VERSION = tuple(int(part) for part in torch.__version__.split(".")[:2])
 
@@ -30,6 +35,8 @@ _TORCH_VERSION = tuple(int(part) for part in torch.__version__.split(".")[:2])
 
 def lr_at(step: int, *, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
     """Learning rate at an optimizer step: linear warmup, then cosine decay to ``min_lr``.
+
+    The trainer's default schedule; the same function as :func:`utils.schedules.cosine_lr`:
 
     - ``step < warmup_steps``: ``max_lr * (step + 1) / warmup_steps``, so step 0 already
       takes a small step and step ``warmup_steps - 1`` reaches ``max_lr``.
@@ -50,21 +57,8 @@ def lr_at(step: int, *, max_lr: float, min_lr: float, warmup_steps: int, max_ste
     Raises:
         ValueError: If an argument is out of range.
     """
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if not 0 <= min_lr <= max_lr:
-        raise ValueError(f"need 0 <= min_lr <= max_lr, got min_lr={min_lr}, max_lr={max_lr}")
-    if not 0 <= warmup_steps <= max_steps:
-        raise ValueError(
-            f"need 0 <= warmup_steps <= max_steps, got warmup_steps={warmup_steps}, "
-            f"max_steps={max_steps}"
-        )
-    if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
-    if step >= max_steps:
-        return min_lr
-    ratio = (step - warmup_steps) / (max_steps - warmup_steps)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
+    return cosine_lr(step, max_lr=max_lr, min_lr=min_lr, warmup_steps=warmup_steps,
+                     max_steps=max_steps)
 
 
 def _clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
@@ -147,72 +141,50 @@ def make_optimizer(
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints
+# Gradient accumulation
 
 
-def save_checkpoint(
-    path: str | Path,
+def accumulate_gradients(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None,
-    step: int,
-    history: dict[str, list[float]],
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Save model, optimizer, step and history to ``path`` (written atomically).
+    micro_batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    autocast_context: Callable[[], Any] | None = None,
+) -> torch.Tensor:
+    """Add to ``.grad`` the gradient of the mean loss over *all* real tokens of the batches.
+
+    Each micro-batch's loss is the **sum** of its per-token cross-entropies divided by the
+    number of real (target ``!= -100``) tokens in all micro-batches together. So the sum of
+    the gradients equals the gradient of one big batch, even when the micro-batches hold
+    different numbers of real tokens (padding, packed documents of different lengths); the
+    common shortcut ``loss / k`` is exact only when every micro-batch holds the same number.
 
     Args:
-        path: Destination file; its folder is created if needed.
-        model: The model (not a ``torch.compile`` wrapper).
-        optimizer: Its optimizer, or None.
-        step: Optimizer steps done so far.
-        history: Training history.
-        extra: Anything else to store (the trainer stores its random-number-generator states).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = getattr(model, "config", None)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "step": step,
-        "history": history,
-        "model_config": asdict(config) if is_dataclass(config) else None,
-        "extra": extra or {},
-    }
-    # write then rename, so an interrupted save never leaves a truncated checkpoint
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def load_checkpoint(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
-) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``).
-
-    Args:
-        path: The checkpoint file.
-        model: A model with the same architecture; tensors are moved to its device.
-        optimizer: If given, its state is restored too.
+        model: A model whose ``forward(x)`` returns ``(logits, ...)`` with logits ``(B, T, V)``.
+        micro_batches: ``(x, y)`` pairs, each ``(B_i, T_i)``; ``y == -100`` marks padding.
+        autocast_context: A function returning the context for the forward pass, or None.
 
     Returns:
-        The whole checkpoint dict (keys ``model``, ``optimizer``, ``step``, ``history``,
-        ``model_config``, ``extra``).
+        The mean loss over all real tokens (detached, float32).
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If there are no micro-batches or no real tokens.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    device = next(model.parameters()).device
-    state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        if state["optimizer"] is None:
-            raise ValueError(f"checkpoint {str(path)!r} holds no optimizer state")
-        optimizer.load_state_dict(state["optimizer"])
-    return state
+    if not micro_batches:
+        raise ValueError("accumulate_gradients needs at least one micro-batch")
+    n_real = sum(int((y != -100).sum()) for _, y in micro_batches)
+    if n_real == 0:
+        raise ValueError("the micro-batches hold no real tokens (every target is -100)")
+    total = torch.zeros(())
+    for x, y in micro_batches:
+        if autocast_context is None:
+            logits = model(x)[0]
+        else:
+            with autocast_context():
+                logits = model(x)[0]
+        loss_sum = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(),
+                                   ignore_index=-100, reduction="sum")
+        (loss_sum / n_real).backward()
+        total = total + loss_sum.detach().float().cpu() / n_real
+    return total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,12 +211,19 @@ class TrainConfig:
         eval_interval: Evaluate (and checkpoint) every this many steps, and at the end.
         eval_steps: Batches per evaluation.
         device: ``"auto"``/None, ``"cpu"``, ``"cuda"``, ... (see ``utils.device.get_device``).
-        dtype: ``"auto"`` (bf16 autocast on CUDA, float32 elsewhere), ``"float32"`` or
-            ``"bfloat16"``.
+        dtype: ``"auto"`` (bf16 autocast on GPUs with native bf16, fp16 autocast with a
+            gradient scaler on older CUDA GPUs such as the T4, float32 elsewhere), or an
+            explicit ``"float32"``, ``"bfloat16"`` or ``"float16"`` (see
+            :func:`utils.precision.select_precision`).
         compile: Wrap the model in ``torch.compile``.
         seed: Seeds the batch sampling and dropout.
         checkpoint_path: Where to save checkpoints; training resumes from it if it exists.
         progress: Show a tqdm progress bar.
+        target_val_loss: Stop after the first evaluation during training whose validation
+            loss is at most this (None: train for ``max_steps``). The schedule still spans
+            ``max_steps``, so the stopped run is the beginning of the full one (resume it
+            from its checkpoint with ``target_val_loss=None``). The step is recorded as
+            ``history["target_step"]``.
     """
 
     max_steps: int = 2000
@@ -266,16 +245,16 @@ class TrainConfig:
     seed: int = 0
     checkpoint_path: str | Path | None = None
     progress: bool = True
+    target_val_loss: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "block_size", "grad_accum_steps",
                      "eval_interval", "eval_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(
-                f"TrainConfig.dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}"
-            )
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError("TrainConfig.dtype must be 'auto', 'float32', 'bfloat16' or "
+                             f"'float16', got {self.dtype!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
         # raises on a bad schedule now rather than at step 0
@@ -291,16 +270,6 @@ class TrainConfig:
         """The learning rate at ``step`` (see :func:`lr_at`)."""
         return lr_at(step, max_lr=self.max_lr, min_lr=self.min_lr,
                      warmup_steps=self.warmup_steps, max_steps=self.decay_steps)
-
-
-def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast where requested (or on CUDA with ``"auto"``), else a no-op context."""
-    use_bf16 = dtype == "bfloat16" or (
-        dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    if use_bf16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _check_data(data: torch.Tensor, name: str, config: TrainConfig) -> None:
@@ -330,12 +299,13 @@ def evaluate(model: nn.Module, data: torch.Tensor, config: TrainConfig) -> float
     _check_data(data, "data", config)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(config.seed + 1)
+    precision = select_precision(device, config.dtype)
     was_training = model.training
     model.eval()
     total = torch.zeros((), device=device)
     for _ in range(config.eval_steps):
         x, y = get_batch(data, config.batch_size, config.block_size, generator, device)
-        with _autocast(device, config.dtype):
+        with autocast(device, precision):
             _, loss = model(x, y)
         total += loss.float()
     model.train(was_training)
@@ -347,12 +317,18 @@ def train(
     train_data: torch.Tensor,
     val_data: torch.Tensor,
     config: TrainConfig | None = None,
+    *,
+    schedule: Callable[[int], float] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` on random windows of ``train_data``; evaluate on ``val_data``.
 
     Each optimizer step averages the gradient of ``grad_accum_steps`` micro-batches (each
-    loss is divided by ``grad_accum_steps`` so the sum of gradients is their mean), clips
-    the global norm, sets the learning rate from the schedule and takes an AdamW step.
+    loss is divided by ``grad_accum_steps`` so the sum of gradients is their mean: every
+    window holds ``block_size`` real tokens), clips the global norm, sets the learning rate
+    from the schedule and takes an AdamW step. In fp16 (see ``TrainConfig.dtype``) the loss
+    is scaled before ``backward``, the gradients are unscaled *before* clipping (so the clip
+    sees the true norm), and a step whose gradients hold an inf or NaN is skipped while the
+    scale is lowered.
     Every ``eval_interval`` steps (and at the end) it evaluates and, if
     ``config.checkpoint_path`` is set, saves a checkpoint with the optimizer state and the
     random-number-generator states. If that file exists when training starts, training
@@ -363,10 +339,14 @@ def train(
         train_data: Training token ids, shape ``(N,)``.
         val_data: Validation token ids, shape ``(M,)``.
         config: Settings (default: ``TrainConfig()``).
+        schedule: A function ``step -> learning rate`` (e.g. from
+            :func:`utils.schedules.make_schedule`) replacing the config's warmup + cosine;
+            on resume, pass the same one.
 
     Returns:
         History dict of lists. Per optimizer step: ``step`` (0, 1, ...), ``train_loss`` (mean
-        over its micro-batches), ``lr``, ``grad_norm`` (before clipping). Per evaluation:
+        over its micro-batches), ``lr``, ``grad_norm`` (before clipping), ``skipped`` (True
+        where the gradient scaler skipped the update). Per evaluation:
         ``val_step`` (steps done; 0 is before training), ``val_loss``, ``tokens_per_sec``
         (training throughput since the previous evaluation, NaN at step 0) and ``elapsed``
         (training seconds so far, evaluations excluded).
@@ -382,16 +362,21 @@ def train(
     # token ids are small: keeping them on the device makes batch sampling a cheap gather
     train_data, val_data = train_data.to(device), val_data.to(device)
     optimizer = make_optimizer(model, config.max_lr, config.weight_decay, config.betas)
+    precision = select_precision(device, config.dtype)
+    scaler = make_grad_scaler(device, precision)  # None unless fp16
 
     history: dict[str, list[float]] = {k: [] for k in (
-        "step", "train_loss", "lr", "grad_norm", "val_step", "val_loss", "tokens_per_sec",
-        "elapsed")}
+        "step", "train_loss", "lr", "grad_norm", "skipped", "val_step", "val_loss",
+        "tokens_per_sec", "elapsed")}
     start_step = 0
     generator = torch.Generator().manual_seed(config.seed)  # batch sampling
     ckpt_path = Path(config.checkpoint_path) if config.checkpoint_path else None
     if ckpt_path is not None and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path, model, optimizer)
         start_step, history = state["step"], state["history"]
+        history.setdefault("skipped", [False] * len(history["step"]))  # older checkpoints
+        if scaler is not None and "scaler" in state["extra"]:
+            scaler.load_state_dict(state["extra"]["scaler"])
         generator.set_state(state["extra"]["batch_rng"].cpu())
         torch.set_rng_state(state["extra"]["torch_rng"].cpu())
         if "cuda_rng" in state["extra"] and device.type == "cuda":
@@ -413,6 +398,8 @@ def train(
             extra = {"batch_rng": generator.get_state(), "torch_rng": torch.get_rng_state()}
             if device.type == "cuda":
                 extra["cuda_rng"] = torch.cuda.get_rng_state(device)
+            if scaler is not None:
+                extra["scaler"] = scaler.state_dict()
             save_checkpoint(ckpt_path, model, optimizer, done, history, extra)
 
     if start_step == 0:
@@ -423,23 +410,32 @@ def train(
     # .item() every step would make the CPU wait for the GPU each time
     pending_loss: list[torch.Tensor] = []
     pending_norm: list[torch.Tensor] = []
+    pending_skip: list[torch.Tensor] = []
     window_start, window_steps = time.perf_counter(), 0
     bar = tqdm(range(start_step, config.max_steps), initial=start_step, total=config.max_steps,
                disable=not config.progress, desc="training", unit="step")
     for step in bar:
-        lr = config.lr(step)
+        lr = config.lr(step) if schedule is None else schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=device)
         for _ in range(config.grad_accum_steps):
             x, y = get_batch(train_data, config.batch_size, config.block_size, generator)
-            with _autocast(device, config.dtype):
+            with autocast(device, precision):
                 _, loss = run_model(x, y)
             loss = loss / config.grad_accum_steps
-            loss.backward()
+            (loss if scaler is None else scaler.scale(loss)).backward()
             loss_sum += loss.detach().float()
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
         norm = _clip_grad_norm(model.parameters(), config.grad_clip or math.inf)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+            pending_skip.append(torch.zeros((), dtype=torch.bool, device=norm.device))
+        else:
+            scaler.step(optimizer)  # does nothing if a gradient is inf or NaN
+            scaler.update()  # lowers the scale after such a step, raises it now and then
+            pending_skip.append(~torch.isfinite(norm))
         optimizer.zero_grad(set_to_none=True)
 
         history["step"].append(step)
@@ -451,13 +447,19 @@ def train(
         if done % config.eval_interval == 0 or done == config.max_steps:
             history["train_loss"].extend(torch.stack(pending_loss).tolist())  # syncs
             history["grad_norm"].extend(torch.stack(pending_norm).tolist())
+            history["skipped"].extend(torch.stack(pending_skip).tolist())
             pending_loss.clear()
             pending_norm.clear()
+            pending_skip.clear()
             window_time = time.perf_counter() - window_start
             train_time += window_time
             log_eval(done, window_steps * tokens_per_step, window_time)
             bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}",
                             val=f"{history['val_loss'][-1]:.3f}")
             window_start, window_steps = time.perf_counter(), 0
+            target = config.target_val_loss
+            if target is not None and history["val_loss"][-1] <= target:
+                history["target_step"] = [done]  # the first evaluation at or below the target
+                break
     bar.close()
     return history

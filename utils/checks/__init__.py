@@ -48,6 +48,7 @@ from .inference import check_min_p
 from .position import check_alibi, check_rope
 from .scaling import check_power_law_fit
 from .tokens import check_masked_loss
+from .training import check_lr_schedule
 
 __all__ = [
     "CheckResult",
@@ -59,6 +60,7 @@ __all__ = [
     "check_causal_mask",
     "check_checkpointed_training_bytes",
     "check_cost_per_million",
+    "check_lr_schedule",
     "check_masked_loss",
     "check_min_p",
     "check_multihead_attention",
