@@ -27,6 +27,8 @@ test: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going -q
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 		echo "NOTE: Chromium not found: the browser tests of the website will be SKIPPED (apt-get install chromium)."
+	@command -v bwrap >/dev/null 2>&1 || \
+		echo "NOTE: bubblewrap not found: the sandboxed lab-grading tests will be SKIPPED (apt-get install bubblewrap)."
 	@# Two pytest workers, one thread each (kernels and graders inherit it): two cores, no
 	@# oversubscription, which would slow small-tensor code down many times over.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests chapters labs --nbval-lax --nbval-current-env --durations=15
@@ -37,10 +39,12 @@ execute: $(STAMP)
 	$(BIN)/python -m tools.notebooks execute
 
 # Re-run the lab sources (solutions), then regenerate the student notebooks and autograders.
+# `make labs LABS="lab1_attention lab3_inference"` does only those (default: every lab).
+LAB_SOURCES = $(if $(LABS),$(patsubst %,labs/src/%.ipynb,$(LABS)),labs/src/*.ipynb)
 labs: $(STAMP)
-	$(BIN)/python -m tools.notebooks stamp labs/src/*.ipynb
-	OMP_NUM_THREADS=1 $(BIN)/python -m tools.notebooks execute labs/src/*.ipynb
-	OMP_NUM_THREADS=1 $(BIN)/python -m tools.labs generate
+	$(BIN)/python -m tools.notebooks stamp $(LAB_SOURCES)
+	OMP_NUM_THREADS=1 $(BIN)/python -m tools.labs execute-sources $(LABS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m tools.labs generate $(LABS)
 
 clean:
 	rm -rf _build
