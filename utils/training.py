@@ -34,28 +34,10 @@ _TORCH_VERSION = tuple(int(part) for part in torch.__version__.split(".")[:2])
 
 
 def lr_at(step: int, *, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
-    """Learning rate at an optimizer step: linear warmup, then cosine decay to ``min_lr``.
+    """The trainer's default schedule: linear warmup, then cosine decay to ``min_lr``.
 
-    The trainer's default schedule; the same function as :func:`utils.schedules.cosine_lr`:
-
-    - ``step < warmup_steps``: ``max_lr * (step + 1) / warmup_steps``, so step 0 already
-      takes a small step and step ``warmup_steps - 1`` reaches ``max_lr``.
-    - ``warmup_steps <= step < max_steps``: ``min_lr + (max_lr - min_lr) * (1 + cos(pi r)) / 2``
-      with ``r = (step - warmup_steps) / (max_steps - warmup_steps)`` going from 0 to 1.
-    - ``step >= max_steps``: ``min_lr``.
-
-    Args:
-        step: Optimizer step, from 0.
-        max_lr: Peak learning rate.
-        min_lr: Final learning rate, ``0 <= min_lr <= max_lr``.
-        warmup_steps: Length of the warmup, ``>= 0``.
-        max_steps: Step at which the decay reaches ``min_lr``, ``>= warmup_steps``.
-
-    Returns:
-        The learning rate.
-
-    Raises:
-        ValueError: If an argument is out of range.
+    The same function as :func:`utils.schedules.cosine_lr` (see it for the formula, the
+    arguments and the errors), kept under this name for the labs and earlier chapters.
     """
     return cosine_lr(step, max_lr=max_lr, min_lr=min_lr, warmup_steps=warmup_steps,
                      max_steps=max_steps)
