@@ -454,11 +454,22 @@ def test_the_grader_cell_cleans_up_its_tests(tmp_path) -> None:
     script = tmp_path / "grader.py"
     script.write_text(_grader_cell(SAMPLE_LAB) + "\nprint(_tests_dir)\n", encoding="utf-8")
     env = dict(os.environ, TMPDIR=str(tmp_path))
+    # what a killed kernel leaves (nbval kills its kernels): a folder named by a dead process,
+    # and one of a live process (this one), which must stay
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left_behind = tmp_path / f"{SAMPLE_LAB}-tests-{dead}"
+    alive = tmp_path / f"{SAMPLE_LAB}-tests-{os.getpid()}"
+    left_behind.mkdir()
+    alive.mkdir()
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
                           check=True)
     folder = Path(proc.stdout.strip().splitlines()[-1])
     assert folder.parent == tmp_path and folder.name.startswith(f"{SAMPLE_LAB}-tests-")
     assert not folder.exists(), "the grader cell left its tests folder behind"
+    if os.name == "posix":
+        assert not left_behind.exists(), "the folder of a kernel that is gone was not removed"
+        assert alive.exists(), "the folder of a running kernel was removed"
 
 
 def test_lab1_q1_names_an_in_place_edit(monkeypatch, tmp_path) -> None:

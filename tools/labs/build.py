@@ -146,6 +146,7 @@ def _grader_cell_source(name: str, tests_dir: Path) -> str:
         "# The visible tests travel inside this cell, so the notebook works on its own anywhere\n"
         "# (JupyterLab, VS Code, Colab); the hidden tests run only when your work is graded.\n"
         "import atexit\n"
+        "import os\n"
         "import shutil\n"
         "import tempfile\n"
         "from pathlib import Path\n"
@@ -153,8 +154,19 @@ def _grader_cell_source(name: str, tests_dir: Path) -> str:
         "import otter\n"
         "\n"
         "_VISIBLE_TESTS = {\n" + "".join(entries) + "}\n"
-        f'_tests_dir = Path(tempfile.mkdtemp(prefix="{name}-tests-"))\n'
-        "atexit.register(shutil.rmtree, _tests_dir, ignore_errors=True)  # removed with the kernel\n"
+        "# One folder per kernel process, removed when the kernel exits; a kernel that was killed\n"
+        "# cannot clean up, so the next run removes the folders of kernels that are gone.\n"
+        f'for _old in Path(tempfile.gettempdir()).glob("{name}-tests-*"):\n'
+        '    if os.name == "posix" and _old.name.rpartition("-")[2].isdigit():\n'
+        "        try:\n"
+        '            os.kill(int(_old.name.rpartition("-")[2]), 0)\n'
+        "        except ProcessLookupError:\n"
+        "            shutil.rmtree(_old, ignore_errors=True)\n"
+        "        except OSError:\n"
+        "            pass  # alive, or not ours to check\n"
+        f'_tests_dir = Path(tempfile.gettempdir()) / f"{name}-tests-{{os.getpid()}}"\n'
+        "_tests_dir.mkdir(exist_ok=True)\n"
+        "atexit.register(shutil.rmtree, _tests_dir, ignore_errors=True)\n"
         "for _question, _test in _VISIBLE_TESTS.items():\n"
         '    (_tests_dir / f"{_question}.py").write_text(_test, encoding="utf-8")\n'
         "grader = otter.Notebook(tests_dir=str(_tests_dir))"
